@@ -1,0 +1,137 @@
+"""Name → object registries (methods, their per-dataset configs, tables, protocols).
+
+One file you can read top to bottom, like timm's `register_model`: a method module registers a builder
+and one config factory per dataset; everything else asks for them by name. Unknown names are answered
+with the list of valid ones, so a typo on the command line tells the user what exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+# Modules that register the built-in methods. Imported lazily by name so that nothing in `harness`
+# imports `dias` or `baselines` at import time (they sit above the engine in the layering).
+BUILTIN_METHOD_MODULES = ("dias", "baselines")
+
+
+class UnknownNameError(KeyError):
+    """A registry lookup failed; the message lists every valid name."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str, loader: Callable[[], None] | None = None):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._loader = loader
+
+    def register(self, name: str, obj: T | None = None):
+        """Register `obj` under `name`; without `obj`, return a decorator."""
+
+        def add(o: T) -> T:
+            if name in self._items and self._items[name] is not o:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = o
+            return o
+
+        return add if obj is None else add(obj)
+
+    def _load(self) -> None:
+        if self._loader is not None:
+            self._loader()
+
+    def get(self, name: str) -> T:
+        self._load()
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; valid: {', '.join(sorted(self._items)) or '(none)'}"
+            ) from None
+
+    def names(self) -> list[str]:
+        self._load()
+        return list(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._items
+
+
+def load_builtin_methods() -> None:
+    for module in BUILTIN_METHOD_MODULES:
+        importlib.import_module(module)
+
+
+@dataclass
+class MethodSpec:
+    """What the registry knows of a method.
+
+    kind: "learned" (trained by the runner), "reference" (a fixed rule such as a grid, evaluated by the
+    same code) or "stage" (a prerequisite such as a VQ-VAE tokenizer, trained once and shared).
+    """
+
+    name: str
+    build: Callable
+    kind: str = "learned"
+    description: str = ""
+    configs: dict[str, Callable] = field(default_factory=dict)
+
+
+METHODS: Registry[MethodSpec] = Registry("method", loader=load_builtin_methods)
+
+
+def register_method(name: str, *, kind: str = "learned", description: str = ""):
+    """Decorator for a builder `build(config) -> nn.Module` honouring the forward contract."""
+
+    def deco(build: Callable) -> Callable:
+        METHODS.register(name, MethodSpec(name, build, kind, description))
+        return build
+
+    return deco
+
+
+def register_config(method: str, dataset: str):
+    """Decorator for a zero-argument factory returning the method's config dataclass for `dataset`."""
+
+    def deco(factory: Callable) -> Callable:
+        spec = METHODS._items.get(method)
+        if spec is None:
+            raise ValueError(f"register method {method!r} before its configs")
+        if dataset in spec.configs:
+            raise ValueError(f"config {method}/{dataset} is registered twice")
+        spec.configs[dataset] = factory
+        return factory
+
+    return deco
+
+
+def get_config(method: str, dataset: str, overrides: dict | list[str] | None = None):
+    """The registered config of `method` on `dataset`, with `overrides` applied (see harness.config)."""
+    from harness.config import apply_overrides
+
+    spec = METHODS.get(method)
+    if dataset not in spec.configs:
+        raise UnknownNameError(
+            f"method {method!r} has no config for dataset {dataset!r}; valid: {', '.join(sorted(spec.configs))}"
+        )
+    config = spec.configs[dataset]()
+    return apply_overrides(config, overrides) if overrides else config
+
+
+def create_model(method: str, dataset: str = "synthetic", config=None, **overrides):
+    """Build a model by name, timm-style: `create_model("dias", "coco", num_slots=9)`."""
+    spec = METHODS.get(method)
+    if config is None:
+        config = get_config(method, dataset, overrides)
+    elif overrides:
+        from harness.config import apply_overrides
+
+        config = apply_overrides(config, overrides)
+    return spec.build(config)

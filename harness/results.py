@@ -1,0 +1,97 @@
+"""Result records: one JSON file per evaluated cell (method × dataset × seed), the single exchange format
+between the runner (which writes them) and the reports (which read them).
+
+A record carries the run's identity (what was evaluated, on which data, with which protocol and code),
+the per-image ledger (metric arrays keyed by record key, with validity flags) and the dataset means
+over valid images. Reports never recompute a metric: they aggregate ledgers.
+
+    {
+      "schema": "harness.result/1",
+      "identity": {"method", "dataset", "split", "seed", "protocol", "config_hash", "config",
+                   "data_card", "checkpoint", "eval_noise", "versions", "device", ...},
+      "means":     {"ari": float|null, "ari_fg": ..., "mbo": ..., "miou": ...},   # 0–1, over valid images
+      "n_valid":   {"ari": int, ...},
+      "per_image": {"keys": [str], "ari": [float|null], ..., "valid": [bool], "valid_fg": [bool]},
+      "cost":      {...}   # optional: train/eval seconds, images/s, peak memory, parameters, steps
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.io import atomic_write_text
+
+SCHEMA = "harness.result/1"
+METRICS = ("ari", "ari_fg", "mbo", "miou")
+# Which validity flag each metric uses: ARI-fg is undefined on images whose only gt is background.
+VALIDITY = {"ari": "valid", "ari_fg": "valid_fg", "mbo": "valid", "miou": "valid"}
+REQUIRED_IDENTITY = ("method", "dataset", "seed", "protocol", "config_hash", "data_card", "checkpoint", "versions")
+
+
+class ResultError(HarnessError):
+    pass
+
+
+def means_from_ledger(per_image: dict) -> tuple[dict, dict]:
+    """Plain mean over valid images (the authors' `AverageLog.mean`); None when no image is valid."""
+    means, counts = {}, {}
+    for m in METRICS:
+        values = [v for v, ok in zip(per_image[m], per_image[VALIDITY[m]]) if ok]
+        counts[m] = len(values)
+        means[m] = math.fsum(values) / len(values) if values else None
+    return means, counts
+
+
+def make_record(identity: dict, per_image: dict, cost: dict | None = None) -> dict:
+    """Build a validated record; invalid images' values are stored as null."""
+    per_image = {k: list(v) for k, v in per_image.items()}
+    for m in METRICS:
+        per_image[m] = [
+            float(v) if ok and v is not None and math.isfinite(float(v)) else None
+            for v, ok in zip(per_image[m], per_image[VALIDITY[m]])
+        ]
+    per_image["valid"] = [bool(v) for v in per_image["valid"]]
+    per_image["valid_fg"] = [bool(v) for v in per_image["valid_fg"]]
+    per_image["keys"] = [k.decode() if isinstance(k, bytes) else str(k) for k in per_image["keys"]]
+    means, counts = means_from_ledger(per_image)
+    record = {"schema": SCHEMA, "identity": identity, "means": means, "n_valid": counts,
+              "per_image": per_image, "cost": cost or {}}
+    validate(record, "<new record>")
+    return record
+
+
+def validate(record: dict, where: str) -> None:
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise ResultError(f"{where}: not a result record (schema is not {SCHEMA!r})")
+    identity = record.get("identity", {})
+    missing = [k for k in REQUIRED_IDENTITY if k not in identity]
+    if missing:
+        raise ResultError(f"{where}: identity lacks {', '.join(missing)}")
+    per_image = record.get("per_image", {})
+    lengths = {k: len(per_image.get(k, [])) for k in ("keys", *METRICS, "valid", "valid_fg")}
+    if len(set(lengths.values())) != 1:
+        raise ResultError(f"{where}: per-image arrays differ in length: {lengths}")
+    for m in METRICS:
+        if m not in record.get("means", {}):
+            raise ResultError(f"{where}: means lacks {m!r}")
+
+
+def write_record(path: str | Path, record: dict) -> None:
+    validate(record, str(path))
+    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=False, allow_nan=False) + "\n")
+
+
+def read_record(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ResultError(f"{path}: no such result file") from None
+    except json.JSONDecodeError as e:
+        raise ResultError(f"{path}: not valid JSON ({e})") from None
+    validate(record, str(path))
+    return record
