@@ -95,3 +95,42 @@ def read_record(path: str | Path) -> dict:
         raise ResultError(f"{path}: not valid JSON ({e})") from None
     validate(record, str(path))
     return record
+
+
+# A few evaluated images per cell for the report's mask gallery, beside the record (`<record>.gallery.npz`):
+#   image (k, H, W, 3) uint8 RGB; gt (k, H, W) int16 index map (0 = first gt channel, −1 = no label);
+#   mask_<name> (k, H, W) int16 argmax index map for every named attention of the method; keys (k,) str.
+GALLERY_SUFFIX = ".gallery.npz"
+
+
+def gallery_path(record_path: str | Path) -> Path:
+    record_path = Path(record_path)
+    return record_path.with_name(record_path.stem + GALLERY_SUFFIX)
+
+
+def write_gallery(record_path: str | Path, image, gt, masks: dict, keys) -> None:
+    import io
+
+    import numpy as np
+
+    from harness.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    arrays = {"image": np.asarray(image, np.uint8), "gt": np.asarray(gt, np.int16),
+              "keys": np.asarray([str(k) for k in keys])}
+    arrays.update({f"mask_{name}": np.asarray(m, np.int16) for name, m in masks.items()})
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(gallery_path(record_path), buf.getvalue())
+
+
+def read_gallery(record_path: str | Path) -> dict | None:
+    """The gallery beside a record as {"image", "gt", "keys", "masks": {name: array}}, or None if absent."""
+    import numpy as np
+
+    path = gallery_path(record_path)
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        out = {k: z[k] for k in ("image", "gt", "keys")}
+        out["masks"] = {k[len("mask_"):]: z[k] for k in z.files if k.startswith("mask_")}
+    return out
