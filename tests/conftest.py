@@ -1,6 +1,7 @@
 """Shared fixtures. Tests make their own data (synthetic LMDBs, tiny raw trees) in tmp dirs."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,11 +9,11 @@ import torch
 # Two cores: keep torch from oversubscribing when pytest runs alongside data-loader workers.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-REFERENCE_DIR_ENV = "HARNESS_REFERENCE_DIR"
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
 
 
 @pytest.fixture(scope="session")
-def repo_root():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[1]
+def reference_dir() -> Path:
+    """Committed oracles from the authors' v3 code: keys_*.txt listings and acc-v3.xlsx (see reference/README.md)."""
+    return REFERENCE_DIR
