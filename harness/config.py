@@ -52,6 +52,11 @@ class TrainConfig:
     grad_clip: float = 1.0
     val_interval: int
     save_since: int
+    # Full training state (model, optimiser, scaler, RNG, loader position) is saved every this many steps
+    # (None: every val_interval) so that a killed run resumes where it was.
+    checkpoint_interval: int | None = None
+    # Validation during training uses the first `val_limit` images of the val split (None: all, as the authors).
+    val_limit: int | None = None
     num_workers: int = 4
     # "fp16" = the authors' autocast + GradScaler (CUDA only; plain fp32 on CPU); "bf16" autocast; "off".
     amp: str = "fp16"

@@ -14,11 +14,16 @@ from harness.registry import Registry
 
 @dataclass(frozen=True)
 class Row:
-    """One method on one dataset; `label` is the row name in reports (the authors' config name for v3)."""
+    """One method on one dataset; `label` is the row name in reports (the authors' config name for v3).
+
+    variant "trained": train (or load) then evaluate; "untrained": evaluate the method's initialisation for the
+    seed, what training must beat. Reference methods (grid, ...) are evaluated as they are.
+    """
 
     method: str
     dataset: str
     label: str
+    variant: str = "trained"
 
 
 @dataclass(frozen=True)
@@ -50,5 +55,5 @@ TABLES.register("v3", Table(
     description="The authors' v3 table: DIAS on ClevrTex, COCO and VOC, seeds 42/43/44, released checkpoints.",
     rows=tuple(Row("dias", ds, f"dias_r-{ds}") for ds in ("clevrtex", "coco", "voc")),
     seeds=(42, 43, 44),
-    published="dias_v3",
+    published="dias_v3_acc-v3.xlsx",
 ))

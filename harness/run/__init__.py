@@ -1,0 +1,1 @@
+"""The run layer: training, evaluation, checkpoints and result records for one cell (method × dataset × seed)."""

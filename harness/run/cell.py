@@ -1,0 +1,71 @@
+"""Evaluating one cell into a result record (harness.results) with its identity and mask gallery."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from harness.config import config_hash, to_dict
+from harness.data import open_split
+from harness.results import make_record, write_gallery, write_record
+from harness.run.evaluate import evaluate
+from harness.run.identity import device_description, file_sha256, versions
+from harness.run.seeding import seed_everything
+from harness.run.train import build_model, load_trained
+
+UNTRAINED = "untrained"
+
+
+def eval_noise(config) -> str:
+    """How the config's slot initialiser behaves at evaluation ("sample", "mean"), or "none" if it has no noise."""
+    return getattr(config, "eval_noise", "none")
+
+
+def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None, seed: int, output: str | Path,
+                  protocol: str = "dias-v3", device: str | torch.device = "cpu", split: str = "val",
+                  stage_weights: str | Path | None = None, gallery: int = 8, identity_extra: dict | None = None,
+                  cost: dict | None = None, limit: int | None = None, num_workers: int = 0) -> dict:
+    """Evaluate `checkpoint` (weights in the authors' layout, ours or theirs) — or, with checkpoint=None, the
+    method's untrained initialisation for `seed` — on `split`, and write the record (+ gallery) to `output`."""
+    device = torch.device(device)
+    if checkpoint is None:
+        seed_everything(seed)
+        model = build_model(config, device, stage_weights)
+        ckpt = {"path": None, "sha256": None, "kind": UNTRAINED}
+    else:
+        model = load_trained(config, checkpoint, device)
+        ckpt = {"path": str(checkpoint), "sha256": file_sha256(checkpoint), "kind": "weights"}
+    dataset = open_split(data_dir, config.dataset, split)
+    out = evaluate(model, dataset, mask=config.eval.mask, protocol=protocol,
+                   noise_seed=(ckpt["sha256"] or f"{UNTRAINED}-{config_hash(config)}", seed), device=device,
+                   batch_size=config.eval.batch_size, amp=config.eval.amp, resolution=config.eval.resolution,
+                   gallery=gallery, limit=limit, num_workers=num_workers)
+    identity = {
+        "method": config.method, "dataset": config.dataset, "split": split, "seed": seed, "protocol": protocol,
+        "config_hash": config_hash(config), "config": to_dict(config), "data_card": dataset.card,
+        "checkpoint": ckpt, "eval_noise": eval_noise(config), "mask": config.eval.mask,
+        "steps": config.train.steps if ckpt["kind"] != UNTRAINED else 0, "batch_size": config.train.batch_size,
+        "versions": versions(), "device": device_description(device), **(identity_extra or {}),
+    }
+    cost = {**(cost or {}), "eval_seconds": out.seconds, "eval_images_per_second": out.images / max(out.seconds, 1e-9),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    record = make_record(identity, out.per_image, cost)
+    write_record(output, record)
+    if out.gallery is not None:
+        write_gallery(output, out.gallery["image"], out.gallery["gt"], out.gallery["masks"], out.gallery["keys"])
+    return record
+
+
+def with_eval_noise(config, noise: str | None):
+    """The config with its initialiser's evaluation noise set, refusing methods that have none."""
+    if noise is None:
+        return config
+    if not hasattr(config, "eval_noise"):
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"method {config.method!r} has no evaluation noise to set (its slots are deterministic "
+                           "at evaluation); drop --noise")
+    return dataclasses.replace(config, eval_noise=noise)

@@ -1,0 +1,41 @@
+"""The full training state in one file, written atomically: a killed run resumes from it bit-identically (on CPU).
+
+Contents: model and optimiser state, GradScaler state, the step, the data-loader position (epoch and batches
+consumed in it), every global RNG state, and the config hash and seed it belongs to (a resume under another
+recipe is refused rather than silently mixed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from harness.errors import HarnessError
+from harness.io import atomic_path
+
+TRAIN_STATE = "train_state.pt"
+
+
+class TrainStateError(HarnessError):
+    pass
+
+
+def save_train_state(path: str | Path, **state) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_train_state(path: str | Path, *, config_hash: str, seed: int) -> dict:
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say which, keep the cause
+        raise TrainStateError(f"{path}: cannot read the training state ({type(e).__name__}: {e})") from e
+    for field, expected in (("config_hash", config_hash), ("seed", seed)):
+        if state.get(field) != expected:
+            raise TrainStateError(
+                f"{path}: belongs to {field}={state.get(field)!r}, this run has {field}={expected!r}; "
+                "use another run directory or delete the file to start over"
+            )
+    return state

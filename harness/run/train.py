@@ -1,0 +1,188 @@
+"""Training one cell (method × dataset × seed), SPEC §6. Reads top to bottom: model, optimiser, data, resume,
+then the step loop — schedule, autocast forward, weighted losses, finite check, scaled backward, unscale, clip,
+step — with validation and a full-state checkpoint every N steps.
+
+A run directory holds: train_state.pt (everything needed to resume; rewritten atomically), weights.pth (the
+authors' checkpoint layout, written at the end), train.csv / val.csv / tensorboard/ (logs) and run.json (wall
+time, images/s, peak memory, device, versions). Calling `train` on a directory with a train_state.pt resumes it;
+on CPU the result is bit-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from harness.config import config_hash, to_dict
+from harness.data import collate, open_split
+from harness.errors import HarnessError
+from harness.io import atomic_write_text
+from harness.nn.checkpoint import load_weights, save_weights
+from harness.registry import create_model
+from harness.results import means_from_ledger
+from harness.run.evaluate import autocast, evaluate
+from harness.run.identity import device_description, peak_memory_mb, versions
+from harness.run.loader import train_loader
+from harness.run.runlog import RunLog
+from harness.run.schedules import learning_rate, loss_weights
+from harness.run.seeding import rng_state, seed_everything, set_rng_state
+from harness.run.state import TRAIN_STATE, load_train_state, save_train_state
+
+WEIGHTS = "weights.pth"
+SUMMARY = "run.json"
+
+
+class NonFiniteLoss(HarnessError):
+    pass
+
+
+@dataclass
+class TrainSummary:
+    steps: int
+    seconds: float
+    images_per_second: float
+    peak_memory_mb: float
+    resumed_from: int
+    weights: Path
+
+
+def freeze(model: torch.nn.Module, patterns: list[str]) -> None:
+    for name, param in model.named_parameters():
+        if any(re.match(p, name) for p in patterns):
+            param.requires_grad_(False)
+
+
+def build_model(config, device: torch.device, stage_weights: str | Path | None = None,
+                with_stage: bool = True) -> torch.nn.Module:
+    """The registered model for `config`, frozen as configured, with its prerequisite stage loaded if it has one
+    (`with_stage=False` when full weights, which contain the stage, are loaded next)."""
+    model = create_model(config.method, config=config)
+    if config.stage is not None and with_stage:
+        if stage_weights is None:
+            raise HarnessError(f"{config.method} needs the weights of its stage {config.stage!r}")
+        model.load_stage(torch.load(stage_weights, map_location="cpu", weights_only=True))
+    freeze(model, config.train.freeze)
+    return model.to(device)
+
+
+def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, device: str | torch.device = "cpu",
+          worker_seeding: str = "per-sample", stage_weights: str | Path | None = None, progress: bool = True,
+          log_every: int = 10) -> TrainSummary:
+    run_dir, device, tc = Path(run_dir), torch.device(device), config.train
+    run_dir.mkdir(parents=True, exist_ok=True)
+    chash = config_hash(config)
+    seed_everything(seed)
+
+    model = build_model(config, device, stage_weights)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=0.0)  # the lr is set from the schedule before every step
+    scaler = torch.amp.GradScaler(device.type, enabled=tc.amp == "fp16" and device.type == "cuda")
+
+    train_set = open_split(data_dir, config.dataset, "train", train=True)
+    val_set = open_split(data_dir, config.dataset, "val")
+    loader, position = train_loader(train_set, batch_size=tc.batch_size, seed=seed, num_workers=tc.num_workers,
+                                    collate_fn=collate, worker_seeding=worker_seeding,
+                                    pin_memory=device.type == "cuda")
+
+    step, epoch, consumed = 0, 0, 0
+    state_path = run_dir / TRAIN_STATE
+    if state_path.exists():
+        state = load_train_state(state_path, config_hash=chash, seed=seed)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        step, epoch, consumed = state["step"], state["epoch"], state["consumed"]
+        set_rng_state(state["rng"])
+    resumed_from = step
+    log = RunLog(run_dir, resume_step=step)
+    checkpoint_every = tc.checkpoint_interval or tc.val_interval
+
+    saved_step = step if state_path.exists() else None
+
+    def save_state() -> None:
+        nonlocal saved_step
+        saved_step = step
+        save_train_state(state_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                         scaler=scaler.state_dict(), step=step, epoch=epoch, consumed=consumed, rng=rng_state(),
+                         config_hash=chash, seed=seed)
+
+    bar = tqdm(total=tc.steps, initial=step, desc=f"{config.method}/{config.dataset}/{seed}", unit="step",
+               disable=not progress, leave=False)
+    started, images_seen = time.perf_counter(), 0
+    model.train()
+    while step < tc.steps:
+        position(epoch, consumed)
+        for batch in loader:
+            lr = learning_rate(step, tc)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            images = batch["image"].to(device, non_blocking=True)
+            with autocast(device, tc.amp):
+                out = model(images)
+            terms = {name: value.float() for name, value in out.losses.items()}
+            weights = loss_weights(step, tc, terms)
+            for name, value in terms.items():
+                if not torch.isfinite(value):
+                    raise NonFiniteLoss(f"step {step}: loss term {name!r} is {value.item()}; the last good "
+                                        f"checkpoint (step {saved_step}) is kept in {state_path}")
+            loss = sum(weights[name] * value for name, value in terms.items())
+
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+            if not scaler.is_enabled() and not torch.isfinite(grad_norm):
+                raise NonFiniteLoss(f"step {step}: the gradient norm is {grad_norm.item()}; the last good "
+                                    f"checkpoint (step {saved_step}) is kept in {state_path}")
+            scaler.step(optimizer)
+            scaler.update()
+            step, consumed = step + 1, consumed + 1
+            images_seen += len(images)
+            bar.update(1)
+
+            if step % log_every == 0 or step == tc.steps:
+                rate = images_seen / max(time.perf_counter() - started, 1e-9)
+                log.write("train", step, {"lr": lr, "loss": loss.item(), **{k: v.item() for k, v in terms.items()},
+                                          **{f"w_{k}": w for k, w in weights.items()},
+                                          "grad_norm": grad_norm.item(), "images_per_s": rate})
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+            if step % tc.val_interval == 0 or step == tc.steps:
+                val = evaluate(model, val_set, mask=config.eval.mask, protocol="dias-v3", noise_seed=(chash, seed, step),
+                               device=device, batch_size=config.eval.batch_size, amp=config.eval.amp,
+                               limit=tc.val_limit)
+                means, _ = means_from_ledger(val.per_image)
+                log.write("val", step, {k: float("nan") if v is None else v for k, v in means.items()})
+            if step % checkpoint_every == 0 or step == tc.steps:
+                save_state()
+            if step >= tc.steps:
+                break
+        else:
+            epoch, consumed = epoch + 1, 0
+    bar.close()
+    log.close()
+
+    seconds = time.perf_counter() - started
+    weights_path = run_dir / WEIGHTS
+    save_weights(model, weights_path)
+    summary = TrainSummary(step, seconds, images_seen / max(seconds, 1e-9), peak_memory_mb(device), resumed_from,
+                           weights_path)
+    record = {"method": config.method, "dataset": config.dataset, "seed": seed, "config_hash": chash,
+              "config": to_dict(config), "steps": step, "resumed_from": resumed_from,
+              "seconds_this_session": seconds, "images_per_second": summary.images_per_second,
+              "peak_memory_mb": summary.peak_memory_mb, "device": device_description(device),
+              "train_card": train_set.card, "worker_seeding": worker_seeding, "versions": versions()}
+    atomic_write_text(run_dir / SUMMARY, json.dumps(record, indent=1, default=str) + "\n")
+    return summary
+
+
+def load_trained(config, weights: str | Path, device) -> torch.nn.Module:
+    """A trained model from weights in the authors' layout (ours or theirs; strict, weights_only)."""
+    model = build_model(config, torch.device(device), with_stage=False)
+    load_weights(model, weights)
+    return model
