@@ -9,9 +9,10 @@ over valid images. Reports never recompute a metric: they aggregate ledgers.
       "schema": "harness.result/1",
       "identity": {"method", "dataset", "split", "seed", "protocol", "config_hash", "config",
                    "data_card", "checkpoint", "eval_noise", "versions", "device", ...},
-      "means":     {"ari": float|null, "ari_fg": ..., "mbo": ..., "miou": ...},   # 0–1, over valid images
-      "n_valid":   {"ari": int, ...},
+      "means":     {"ari": float|null, "ari_fg": ..., "mbo": ..., "miou": ...},   # 0–1, as the protocol averages
+      "n_valid":   {"ari": int, ...},                                          # images in each mean
       "per_image": {"keys": [str], "ari": [float|null], ..., "valid": [bool], "valid_fg": [bool]},
+                   # a value is null where the protocol does not count the image in that metric's mean
       "cost":      {...}   # optional: train/eval seconds, images/s, peak memory, parameters, steps
     }
 """
@@ -19,7 +20,6 @@ over valid images. Reports never recompute a metric: they aggregate ledgers.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -27,8 +27,6 @@ from harness.io import atomic_write_text
 
 SCHEMA = "harness.result/1"
 METRICS = ("ari", "ari_fg", "mbo", "miou")
-# Which validity flag each metric uses: ARI-fg is undefined on images whose only gt is background.
-VALIDITY = {"ari": "valid", "ari_fg": "valid_fg", "mbo": "valid", "miou": "valid"}
 REQUIRED_IDENTITY = ("method", "dataset", "seed", "protocol", "config_hash", "data_card", "checkpoint", "versions")
 
 
@@ -36,28 +34,24 @@ class ResultError(HarnessError):
     pass
 
 
-def means_from_ledger(per_image: dict) -> tuple[dict, dict]:
-    """Plain mean over valid images (the authors' `AverageLog.mean`); None when no image is valid."""
-    means, counts = {}, {}
-    for m in METRICS:
-        values = [v for v, ok in zip(per_image[m], per_image[VALIDITY[m]]) if ok]
-        counts[m] = len(values)
-        means[m] = math.fsum(values) / len(values) if values else None
-    return means, counts
-
-
 def make_record(identity: dict, per_image: dict, cost: dict | None = None) -> dict:
-    """Build a validated record; invalid images' values are stored as null."""
+    """Build a validated record under `identity["protocol"]`: an image's value is kept where the protocol
+    counts that image in the metric's mean (`Protocol.mean_over`), null elsewhere, so the ledger's non-null
+    values are exactly what the mean averages (with the protocol's mean arithmetic)."""
+    from harness.metrics import PROTOCOLS
+    from harness.metrics.aggregate import dataset_means
+
+    protocol = PROTOCOLS.get(identity["protocol"])
     per_image = {k: list(v) for k, v in per_image.items()}
-    for m in METRICS:
-        per_image[m] = [
-            float(v) if ok and v is not None and math.isfinite(float(v)) else None
-            for v, ok in zip(per_image[m], per_image[VALIDITY[m]])
-        ]
     per_image["valid"] = [bool(v) for v in per_image["valid"]]
     per_image["valid_fg"] = [bool(v) for v in per_image["valid_fg"]]
+    for m in METRICS:
+        rule = protocol.mean_over(m)
+        counted = per_image[rule] if rule != "all" else [True] * len(per_image[m])
+        per_image[m] = [float(v) if ok else None for v, ok in zip(per_image[m], counted)]
     per_image["keys"] = [k.decode() if isinstance(k, bytes) else str(k) for k in per_image["keys"]]
-    means, counts = means_from_ledger(per_image)
+    means = dataset_means(per_image, protocol)
+    counts = {m: sum(v is not None for v in per_image[m]) for m in METRICS}
     record = {"schema": SCHEMA, "identity": identity, "means": means, "n_valid": counts,
               "per_image": per_image, "cost": cost or {}}
     validate(record, "<new record>")

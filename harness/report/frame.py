@@ -21,7 +21,7 @@ import pandas as pd
 
 from harness.errors import HarnessError
 from harness.metrics.aggregate import excel_text, seed_mean_std
-from harness.results import METRICS, SCHEMA, VALIDITY, ResultError, validate
+from harness.results import METRICS, SCHEMA, ResultError, validate
 from harness.tables import Row, Table
 
 OURS = "ours"
@@ -236,9 +236,8 @@ def per_image_frame(evaluated: list[Evaluated]) -> pd.DataFrame:
     for item in evaluated:
         per_image = item.record["per_image"]
         for metric in METRICS:
-            part = pd.DataFrame({"key": per_image["keys"], "value": per_image[metric],
-                                 "valid": per_image[VALIDITY[metric]]})
-            part = part[part["valid"] & part["value"].notna()].drop(columns="valid")
+            part = pd.DataFrame({"key": per_image["keys"], "value": per_image[metric]})
+            part = part[part["value"].notna()]  # null = not counted by the record's protocol
             parts.append(part.assign(label=item.row.label, method=item.row.method, dataset=item.row.dataset,
                                      seed=item.seed, protocol=item.record["identity"]["protocol"], metric=metric))
     columns = ["label", "method", "dataset", "seed", "protocol", "key", "metric", "value"]

@@ -23,9 +23,10 @@ from harness.config import config_hash, to_dict
 from harness.data import collate, open_split
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
+from harness.metrics import DEFAULT_PROTOCOL
+from harness.metrics.aggregate import dataset_means
 from harness.nn.checkpoint import load_weights, save_weights
 from harness.registry import create_model
-from harness.results import means_from_ledger
 from harness.run.evaluate import autocast, evaluate
 from harness.run.identity import device_description, peak_memory_mb, versions
 from harness.run.loader import train_loader
@@ -153,10 +154,10 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
                                           "grad_norm": grad_norm.item(), "images_per_s": rate})
                 bar.set_postfix(loss=f"{loss.item():.4f}")
             if step % tc.val_interval == 0 or step == tc.steps:
-                val = evaluate(model, val_set, mask=config.eval.mask, protocol="dias-v3", noise_seed=(chash, seed, step),
+                val = evaluate(model, val_set, mask=config.eval.mask, protocol=DEFAULT_PROTOCOL, noise_seed=(chash, seed, step),
                                device=device, batch_size=config.eval.batch_size, amp=config.eval.amp,
                                limit=tc.val_limit)
-                means, _ = means_from_ledger(val.per_image)
+                means = dataset_means(val.per_image, DEFAULT_PROTOCOL)
                 log.write("val", step, {k: float("nan") if v is None else v for k, v in means.items()})
             if step % checkpoint_every == 0 or step == tc.steps:
                 save_state()

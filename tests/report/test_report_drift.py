@@ -34,7 +34,7 @@ def test_golden_round_trip_passes_and_planted_drift_fails(tmp_path, capsys):
     assert len(values) == 12
     assert values[("dias_r-clevrtex", "ari")]["mean"] == pytest.approx(81.0)
     assert values[("dias_r-clevrtex", "ari")]["std"] == pytest.approx(1.0)
-    assert values[("dias_r-coco", "mbo")]["std"] == pytest.approx(0.1)
+    assert values[("dias_r-coco", "mbo")]["std"] == pytest.approx(0.1, abs=1e-5)  # float32 dataset means
     assert values[("dias_r-voc", "miou")]["seeds"] == [42, 43, 44]
 
     assert main(["check-drift", "--table", "v3", "--results", str(results), "--against", str(golden)]) == 0

@@ -22,7 +22,8 @@ def alpha_values(seed: int) -> dict:
     }[seed]
 
 
-# dataset means by hand: ARI 1.5/3, 1.8/3, 2.1/3; ARI-fg 0.4/2, 0.8/2, 0.8/2
+# dataset means by hand: ARI 1.5/3, 1.8/3, 2.1/3; ARI-fg 0.4/2, 0.8/2, 0.8/2 — taken in float32 under dias-v3
+# (the authors' np.mean of float32 values), hence the float32-sized tolerances below
 SEED_ARI = [0.5, 0.6, 0.7]
 SEED_ARI_FG = [0.2, 0.4, 0.4]
 
@@ -35,18 +36,18 @@ def test_tidy_frame_and_summary_from_hand_made_records(tmp_path):
     assert len(frame) == 3 * 4
     assert set(frame["source"]) == {"ours"} and set(frame["label"]) == {"alpha-syn"}
     ari = frame[frame["metric"] == "ari"].sort_values("seed")
-    assert ari["value"].tolist() == pytest.approx(SEED_ARI, abs=1e-12)
+    assert ari["value"].tolist() == pytest.approx(SEED_ARI, abs=1e-7)
     assert ari["n_valid"].tolist() == [3, 3, 3]
     ari_fg = frame[frame["metric"] == "ari_fg"].sort_values("seed")
-    assert ari_fg["value"].tolist() == pytest.approx(SEED_ARI_FG, abs=1e-12)
+    assert ari_fg["value"].tolist() == pytest.approx(SEED_ARI_FG, abs=1e-7)
     assert ari_fg["n_valid"].tolist() == [2, 2, 2]
     assert frame["steps"].iloc[0] == 100 and frame["batch_size"].iloc[0] == 8
     assert frame["data_card"].iloc[0] == data_card_fingerprint(CARDS["synthetic"])
 
     summary = summarise(frame).set_index("metric")
-    assert summary.loc["ari", "mean_pct"] == pytest.approx(statistics.mean(SEED_ARI) * 100, abs=1e-10)
-    assert summary.loc["ari", "std_pct"] == pytest.approx(statistics.stdev(SEED_ARI) * 100, abs=1e-10)
-    assert summary.loc["ari_fg", "std_pct"] == pytest.approx(statistics.stdev(SEED_ARI_FG) * 100, abs=1e-10)
+    assert summary.loc["ari", "mean_pct"] == pytest.approx(statistics.mean(SEED_ARI) * 100, abs=1e-5)
+    assert summary.loc["ari", "std_pct"] == pytest.approx(statistics.stdev(SEED_ARI) * 100, abs=1e-5)
+    assert summary.loc["ari_fg", "std_pct"] == pytest.approx(statistics.stdev(SEED_ARI_FG) * 100, abs=1e-5)
     assert summary.loc["ari", "n_seeds"] == 3 and summary.loc["ari", "seeds"] == (42, 43, 44)
     # ×100 for display, Excel rounding: 60.0 ± 10.0; ARI-fg 33.333… ± 11.547… ; mBO std of 50/60/80 = 15.275…
     assert summary.loc["ari", "text"] == "60.0±10.0"

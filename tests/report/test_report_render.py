@@ -158,7 +158,7 @@ def test_published_next_to_ours_with_the_difference(tmp_path):
     header = [c.value for c in comparison[1]]
     first = dict(zip(header, [c.value for c in comparison[2]]))
     assert (first["label"], first["metric"]) == ("dias_r-clevrtex", "ari")
-    assert first["difference"] == pytest.approx(81.0 - 80.922846, abs=1e-9)
+    assert first["difference"] == pytest.approx(81.0 - 80.922846, abs=1e-5)  # ours: float32 dataset means
     assert "| dias_r-clevrtex | 81.0±1.0 | 80.9±0.3 | +0.1 |" in paths["md"].read_text()
 
 
