@@ -1,0 +1,26 @@
+"""The data layer: the authors' LMDB splits (v3/v4, pre-v3 refused), converters from the raw datasets,
+the synthetic multi-object generator, the train/val transforms and the collate function.
+
+    ds = open_split(data_dir, "coco", "val")          # items {"image": (3,256,256) f32, "segment": (256,256,S) bool}
+    loader = DataLoader(ds, batch_size=32, collate_fn=collate)
+    ds.card                                           # what the numbers were computed on
+"""
+
+from harness.data.card import data_card
+from harness.data.collate import collate
+from harness.data.datasets import LmdbSplit, open_split
+from harness.data.errors import (
+    CorruptDataError,
+    DataError,
+    DataFileMissingError,
+    RawDataError,
+    UnsupportedFormatError,
+)
+from harness.data.specs import DATASETS, DatasetSpec, split_path
+from harness.data.synthetic import SynthConfig, write_synthetic
+
+__all__ = [
+    "DATASETS", "CorruptDataError", "DataError", "DataFileMissingError", "DatasetSpec", "LmdbSplit",
+    "RawDataError", "SynthConfig", "UnsupportedFormatError", "collate", "data_card", "open_split",
+    "split_path", "write_synthetic",
+]
