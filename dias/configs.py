@@ -1,0 +1,146 @@
+"""DIAS configs (SPEC §3.2, §3.7) and the registered builder.
+
+Full-size configs reproduce config-dias/dias_r-{clevrtex,coco,voc}.py (v3); `synthetic` uses the same classes at
+CPU size. The backbone's pretrained weights are loaded only when the builder is asked to (training): evaluating a
+released checkpoint builds everything randomly and loads the whole model from the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from dias.decoder import RandomOrderDecoder
+from dias.extension import ExtensionConfig
+from dias.model import DIAS
+from harness.config import EvalConfig, MethodConfig, TrainConfig, WeightSchedule
+from harness.errors import HarnessError
+from harness.nn.dinov2 import DINOV2_SMALL_REG4, DinoV2Spec, make_encoder
+from harness.nn.initializers import NOISE_MODES, NormalShared
+from harness.nn.mlp import MLP
+from harness.nn.slot_attention import SlotAttention
+from harness.registry import register_config, register_method
+
+# Slots per dataset (the authors' max_num; the baselines use the same counts) and total training steps.
+NUM_SLOTS = {"clevrtex": 11, "coco": 7, "voc": 6, "synthetic": 5}
+TOTAL_STEPS = {"clevrtex": 50_000, "coco": 100_000, "voc": 50_000}
+
+
+@dataclass(kw_only=True)
+class DIASConfig(MethodConfig):
+    """Model fields of DIAS; the released architecture by default (ViT-S/14 reg4, 256 → 224, slot dim 256)."""
+
+    method: str = "dias"
+    backbone: DinoV2Spec = field(default_factory=DinoV2Spec)
+    backbone_scale: float = 0.875  # input resize before the ViT (256 → 224)
+    pretrained: str | None = DINOV2_SMALL_REG4  # HF id or local directory; used only when training
+    norm_out: bool = False  # the authors drop DINOv2's final LayerNorm
+    slot_dim: int = 256
+    num_iter: int = 3
+    sa_ffn_dim: int = 1024
+    decoder_layers: int = 4
+    decoder_heads: int = 4
+    decoder_ffn_dim: int = 1536  # decoder width = the backbone's hidden size
+    eval_noise: str = "sample"  # "sample": the authors' stochastic slot init at evaluation; "mean": ε = 0
+    extension: ExtensionConfig = field(default_factory=ExtensionConfig)  # paper extension, off = released code
+
+
+def _check(config: DIASConfig) -> None:
+    resized = int(config.resolution * config.backbone_scale)
+    if resized != config.backbone.image_size:
+        raise HarnessError(f"dias config: resolution {config.resolution} × backbone_scale {config.backbone_scale} = "
+                           f"{resized}, but backbone.image_size is {config.backbone.image_size}")
+    if config.backbone.image_size % config.backbone.patch:
+        raise HarnessError(f"dias config: backbone.image_size {config.backbone.image_size} is not a multiple of "
+                           f"backbone.patch {config.backbone.patch}")
+    if config.eval_noise not in NOISE_MODES:
+        raise HarnessError(f"dias config: eval_noise must be one of {NOISE_MODES}, got {config.eval_noise!r}")
+
+
+@register_method("dias", description="DIAS (Zhao et al. 2025) as released: frozen DINOv2-S/14 reg4, Slot Attention "
+                 "with first→last attention self-distillation, random-order masked Transformer decoder; "
+                 "segments from decoder attention. Paper extension (pruning + re-initialised aggregation) "
+                 "behind `extension.*`, off by default.")
+def build(config: DIASConfig, load_pretrained: bool = False) -> DIAS:
+    """The DIAS model of `config`; `load_pretrained=True` (training) loads `config.pretrained` into the backbone."""
+    _check(config)
+    spec, dim = config.backbone, config.backbone.hidden
+    pretrained = config.pretrained if load_pretrained else None
+    return DIAS(
+        encode_backbone=make_encoder(spec, config.norm_out, config.backbone_scale, pretrained),
+        encode_posit_embed=nn.Identity(),
+        encode_project=MLP(dim, [dim, dim], ln="pre"),
+        initializ=NormalShared(config.num_slots, config.slot_dim, config.eval_noise),
+        aggregat=SlotAttention(config.num_iter, config.slot_dim, config.sa_ffn_dim, dropout=0.0, kv_dim=dim),
+        decode=RandomOrderDecoder(dim, config.slot_dim, spec.grid**2, config.decoder_layers, config.decoder_heads,
+                                  config.decoder_ffn_dim),
+        extension=config.extension,
+    )
+
+
+def _full_size(dataset: str) -> DIASConfig:
+    """SPEC §3.7: batch 32, Adam 2e-4, warm-up total/20 then cosine to lr/1000, validation every total/40 steps,
+    checkpoints from total/2, AMP fp16, distillation weight cosine 0 → 1 over the run, backbone frozen."""
+    total = TOTAL_STEPS[dataset]
+    return DIASConfig(
+        dataset=dataset,
+        num_slots=NUM_SLOTS[dataset],
+        train=TrainConfig(
+            steps=total, batch_size=32, lr=2e-4, warmup_steps=total // 20, lr_final_ratio=1e-3, grad_clip=1.0,
+            val_interval=total // 40, save_since=total // 2, amp="fp16",
+            loss_weights={"distill": WeightSchedule(kind="cosine", start=0.0, end=1.0)},
+            freeze=[r"^encode_backbone\."],
+        ),
+        eval=EvalConfig(mask="decoder", resolution=256, batch_size=32, amp="fp16"),
+    )
+
+
+@register_config("dias", "clevrtex")
+def clevrtex() -> DIASConfig:
+    return _full_size("clevrtex")
+
+
+@register_config("dias", "coco")
+def coco() -> DIASConfig:
+    return _full_size("coco")
+
+
+@register_config("dias", "voc")
+def voc() -> DIASConfig:
+    return _full_size("voc")
+
+
+# The CPU config: every number of it in one place, to be tuned on the synthetic data (harness.data.synthetic).
+SYNTHETIC_RESOLUTION = 32
+SYNTHETIC_STEPS = 3000
+
+
+@register_config("dias", "synthetic")
+def synthetic() -> DIASConfig:
+    """Same classes at CPU size: a random, frozen 2-layer ViT with patch 4 on 32² images (8×8 tokens) and a small
+    LayerScale, so its features stay close to the patch embedding (colour/texture of each patch) rather than a
+    random mixture; init std 0.1 gives them within-image variance ≈ 0.5 (HF's 0.02 gives ≈ 0.02, a feature MSE
+    that the distillation term would dwarf); 5 slots of dim 64; a 2-layer decoder; bf16 autocast for training."""
+    steps = SYNTHETIC_STEPS
+    return DIASConfig(
+        dataset="synthetic",
+        num_slots=NUM_SLOTS["synthetic"],
+        resolution=SYNTHETIC_RESOLUTION,
+        backbone=DinoV2Spec(hidden=64, layers=2, heads=4, mlp_ratio=4, patch=4, image_size=SYNTHETIC_RESOLUTION,
+                            registers=4, layerscale_init=0.1, init_std=0.1),
+        backbone_scale=1.0,
+        pretrained=None,
+        slot_dim=64,
+        sa_ffn_dim=256,
+        decoder_layers=2,
+        decoder_heads=4,
+        decoder_ffn_dim=256,
+        train=TrainConfig(
+            steps=steps, batch_size=32, lr=4e-4, warmup_steps=steps // 20, lr_final_ratio=1e-3, grad_clip=1.0,
+            val_interval=steps // 10, save_since=steps // 2, num_workers=0, amp="bf16",
+            loss_weights={"distill": WeightSchedule(kind="cosine", start=0.0, end=1.0)},
+            freeze=[r"^encode_backbone\."],
+        ),
+        eval=EvalConfig(mask="decoder", resolution=SYNTHETIC_RESOLUTION, batch_size=32, amp="off"),
+    )

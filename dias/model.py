@@ -1,0 +1,73 @@
+"""The DIAS model as released (SPEC §3.2), with the paper's extension behind a switch (dias/extension.py).
+
+frozen DINOv2 features → MLP → Slot Attention from a shared Gaussian (all iterations' maps kept) → random-order
+masked Transformer decoder reconstructing the DINOv2 features from the slots. Losses: feature MSE, and the
+self-distillation of the first iteration's attention toward the last one's.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dias.extension import ExtensionConfig, refine_slots
+from harness.nn.output import ModelOutput
+from harness.nn.slot_attention import zero_biases
+
+
+def distillation_loss(first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """The authors' `CrossEntropyLoss(attenta[0], attenta[-1].detach())`: soft-target cross-entropy over the slot
+    dim (dim 1), mean over the rest: −Σ_n t · log_softmax(input).
+
+    Quirk kept on purpose (SPEC §6.3): `input` is a0, already a probability map, and log_softmax is applied to it
+    anyway. This produced the published numbers.
+    """
+    return F.cross_entropy(first, last.detach())
+
+
+class DIAS(nn.Module):
+    """Attribute names are the checkpoint format (encode_backbone, encode_posit_embed, encode_project, initializ,
+    aggregat, decode). Biases of all but the backbone and initialiser start at zero (the authors' reset_parameters).
+
+    forward(images (b, 3, H, W)) → ModelOutput(slots (b, n, d), masks {"decoder": decoder attention, "aggregator":
+    last Slot Attention map} (b, n, h, w), losses {"recon", "distill"} unweighted, extras under the authors' names
+    {"feature", "attenta", "recon", "attentd"} (+ "smask" with the extension on)).
+    """
+
+    def __init__(self, encode_backbone: nn.Module, encode_posit_embed: nn.Module, encode_project: nn.Module,
+                 initializ: nn.Module, aggregat: nn.Module, decode: nn.Module,
+                 extension: ExtensionConfig | None = None):
+        super().__init__()
+        self.encode_backbone = encode_backbone
+        self.encode_posit_embed = encode_posit_embed
+        self.encode_project = encode_project
+        self.initializ = initializ
+        self.aggregat = aggregat
+        self.decode = decode
+        self.extension = extension or ExtensionConfig()
+        zero_biases(self.encode_posit_embed, self.encode_project, self.aggregat, self.decode)
+
+    def forward(self, images: torch.Tensor) -> ModelOutput:
+        feature = self.encode_backbone(images).detach()  # (b, c, h, w); frozen
+        b, _, h, w = feature.shape
+        encode = self.encode_posit_embed(feature.permute(0, 2, 3, 1)).flatten(1, 2)
+        encode = self.encode_project(encode)
+        slotz, attenta = self.aggregat(encode, self.initializ(b))
+        smask = None
+        if self.extension.active:
+            slotz, attenta, smask = refine_slots(self.aggregat, encode, slotz, attenta, self.extension)
+        recon, attentd = self.decode(feature.flatten(2).transpose(1, 2), slotz, smask)
+        recon = recon.transpose(1, 2).reshape(feature.shape)
+        attentd = attentd.unflatten(2, (h, w))
+        attenta = [a.unflatten(2, (h, w)) for a in attenta]
+        extras = {"feature": feature, "attenta": attenta, "recon": recon, "attentd": attentd}
+        if smask is not None:
+            extras["smask"] = smask
+        return ModelOutput(
+            slots=slotz,
+            masks={"decoder": attentd, "aggregator": attenta[-1]},
+            losses={"recon": F.mse_loss(recon, feature.detach()),
+                    "distill": distillation_loss(attenta[0], attenta[-1])},
+            extras=extras,
+        )

@@ -1,0 +1,171 @@
+"""Checkpoints in the authors' layout (SPEC §3.8): a plain state_dict whose keys all start with "m.".
+
+The authors trained `ModelWrap(m=model)` and saved `state_dict()`, so every key is "m." + the model's own key.
+We save and load exactly that, so their released `.pth` files load strictly into our models and ours into theirs.
+Also here: the listing format of tests/reference/keys_*.txt ("key (shape) dtype" per line) and the authors'
+`ckpt_map` loading (keys matched by order within prefixes, SPEC §6 quirk 11).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from harness.errors import HarnessError
+from harness.io import atomic_path
+
+PREFIX = "m."
+
+Listing = list[tuple[str, tuple[int, ...], str]]
+
+
+class CheckpointError(HarnessError):
+    """A checkpoint could not be read or is not a state_dict in the authors' layout."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint's keys or shapes do not match the model; lists every missing, unexpected and mis-shaped key."""
+
+    def __init__(self, source: str, missing: Listing, unexpected: Listing,
+                 mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]):
+        self.source, self.missing, self.unexpected, self.mismatched = source, missing, unexpected, mismatched
+        lines = [f"checkpoint {source} does not match the model: {len(missing)} missing, {len(unexpected)} "
+                 f"unexpected, {len(mismatched)} mis-shaped key(s)"]
+        lines += [f"  missing:    {k} {shape}" for k, shape, _ in missing]
+        lines += [f"  unexpected: {k} {shape}" for k, shape, _ in unexpected]
+        lines += [f"  mis-shaped: {k} checkpoint {got} model {want}" for k, got, want in mismatched]
+        super().__init__("\n".join(lines))
+
+
+def _shape(t: torch.Tensor) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+def _dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def checkpoint_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state_dict in the authors' layout: "m."-prefixed, fp32 (floating tensors), CPU, own storage."""
+    out = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().to("cpu")
+        if value.is_floating_point():
+            value = value.float()
+        out[PREFIX + key] = value.clone()  # clone: a view must not drag its base's storage into the file
+    return out
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Write `checkpoint_state_dict(model)` to `path` atomically (a reader never sees a half-written file)."""
+    state = checkpoint_state_dict(model)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """torch.load(map_location="cpu", weights_only=True) with errors that name the file."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read as weights: {e}") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"checkpoint {path} is not a plain state_dict (str → tensor)")
+    return state
+
+
+def load_weights(model: nn.Module, source: str | os.PathLike | dict, strict: bool = True):
+    """Load an authors'-layout state_dict (a path or an already loaded dict) into `model`.
+
+    Every key is expected as "m." + a key of `model.state_dict()`. A mis-shaped key always fails; with
+    strict=True a missing or unexpected key fails too. The error lists every bad key with its shape.
+    Returns torch's (missing_keys, unexpected_keys) named tuple (in the model's own names).
+    """
+    name = "<state_dict>" if isinstance(source, dict) else str(source)
+    state = source if isinstance(source, dict) else read_weights(source)
+    expected = {PREFIX + k: v for k, v in model.state_dict().items()}
+    missing = [(k, _shape(v), _dtype(v)) for k, v in expected.items() if k not in state]
+    unexpected = [(k, _shape(v), _dtype(v)) for k, v in state.items() if k not in expected]
+    mismatched = [(k, _shape(v), _shape(expected[k])) for k, v in state.items()
+                  if k in expected and _shape(v) != _shape(expected[k])]
+    if mismatched or (strict and (missing or unexpected)):
+        raise CheckpointMismatchError(name, missing, unexpected, mismatched)
+    own = {k[len(PREFIX):]: v for k, v in state.items() if k in expected}
+    return model.load_state_dict(own, strict=strict)
+
+
+def state_dict_listing(model: nn.Module, prefix: str = PREFIX) -> Listing:
+    """[(key, shape, dtype)] of the model's checkpoint, in state_dict order (the keys_*.txt content)."""
+    return [(prefix + k, _shape(v), _dtype(v)) for k, v in model.state_dict().items()]
+
+
+def format_listing(listing: Listing) -> str:
+    """One "key (d0, d1, ...) dtype" line per tensor, Python tuple notation for shapes, as keys_*.txt."""
+    return "".join(f"{k} {shape} {dtype}\n" for k, shape, dtype in listing)
+
+
+_LINE = re.compile(r"^(\S+) \(((?:\d+, )*\d*,?)\) (\w+)$")
+
+
+def parse_listing(source: str | os.PathLike) -> Listing:
+    """Parse a keys_*.txt listing (path); "#" lines are comments. Errors name the file and line."""
+    path = Path(source)
+    out = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        match = _LINE.match(line.strip())
+        if match is None:
+            raise CheckpointError(f"{path}:{number}: not a 'key (shape) dtype' line: {line!r}")
+        key, dims, dtype = match.groups()
+        out.append((key, tuple(int(d) for d in dims.replace(" ", "").split(",") if d), dtype))
+    return out
+
+
+def _own_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip the checkpoint's "m." when every key has it (a file as saved), else take the dict as is."""
+    if state_dict and all(k.startswith(PREFIX) for k in state_dict):
+        return {k[len(PREFIX):]: v for k, v in state_dict.items()}
+    return state_dict
+
+
+def load_by_prefix_order(model: nn.Module, state_dict: dict[str, torch.Tensor],
+                         pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The authors' `ckpt_map` load: for each (target prefix, source prefix) the model keys starting with the
+    target prefix receive, in order, the `state_dict` values whose keys start with the source prefix.
+
+    Names after the prefixes are NOT compared, only counts and shapes (their VQ-VAE stage → SLATE/SlotDiffusion
+    `mediat`). Prefixes are in the model's own names (no "m."); `state_dict` may be in checkpoint layout
+    (every key "m."-prefixed) or in the model's names. The authors only warn when a pair matches nothing; that
+    is an error here, as is a count or shape mismatch. Returns the (target, source) key pairs loaded.
+    """
+    source = _own_names(state_dict)
+    current = model.state_dict()
+    loaded, problems, update = [], [], {}
+    for dst, src in pairs:
+        dkeys = [k for k in current if k.startswith(dst)]
+        skeys = [k for k in source if k.startswith(src)]
+        if not dkeys or len(dkeys) != len(skeys):
+            problems.append(f"prefix pair ({dst!r} ← {src!r}): {len(dkeys)} model key(s) vs {len(skeys)} source "
+                            f"key(s)")
+            continue
+        for dk, sk in zip(dkeys, skeys):
+            if _shape(current[dk]) != _shape(source[sk]):
+                problems.append(f"{dk} {_shape(current[dk])} ← {sk} {_shape(source[sk])}: shapes differ")
+            else:
+                update[dk] = source[sk]
+                loaded.append((dk, sk))
+    if problems:
+        raise CheckpointError("cannot load by prefix order:\n  " + "\n  ".join(problems))
+    # Through load_state_dict (not in-place writes into state_dict() tensors as the authors do): some modules
+    # (the DINOv2 backbone) export derived tensors whose storage is not the parameter's.
+    model.load_state_dict({**current, **update}, strict=True)
+    return loaded
