@@ -12,7 +12,12 @@ from harness.registry import UnknownNameError
 
 # Modules that contribute verbs, in the order `--help` lists them.
 COMMAND_MODULES = [
+    "harness.reproduce",
+    "harness.run.commands",
+    "harness.report.commands",
+    "harness.methods_command",
     "harness.data.commands",
+    "harness.metrics.commands",
 ]
 
 

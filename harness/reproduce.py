@@ -8,6 +8,7 @@ written atomically when the cell is complete, and training resumes from its last
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from dataclasses import dataclass
@@ -127,3 +128,99 @@ class Runner:
         return evaluate_cell(config, data_dir=self.data_dir, checkpoint=checkpoint, seed=cell.seed,
                              output=cell.record_path(self.results), protocol=self.table.protocol, device=self.device,
                              stage_weights=stage, identity_extra=identity, cost=cost, limit=self.eval_limit)
+
+
+def ensure_data(table: Table, data_dir: Path | None, *, need_train: bool) -> Path:
+    """The table's data directory: synthetic data is generated (deterministically) if absent and checked against
+    the table's generator parameters if present; real data must exist, else the error lists every missing file
+    and where the authors publish it."""
+    from harness.data import DATASETS, data_card, split_path, write_synthetic
+
+    if table.data == "synthetic":
+        data_dir = data_dir or Path("data") / table.name
+        synth = table.synth
+        expected = {"train": synth.train, "val": synth.val}
+        paths = {s: split_path(data_dir, "synthetic", s) for s in expected}
+        if not all(p.is_file() for p in paths.values()):
+            print(f"generating the {table.name} table's synthetic data in {data_dir} ...", flush=True)
+            write_synthetic(data_dir, synth.config, train=synth.train, val=synth.val)
+        for split, path in paths.items():
+            card = data_card(path)
+            made = {k: v for k, v in (card.get("generator") or {}).items() if k != "version"}
+            wanted = {k: v for k, v in dataclasses.asdict(synth.config).items()}
+            if made != wanted or card["records"] != expected[split]:
+                raise ReproduceError(
+                    f"{path} was generated with other parameters ({made}, {card['records']} records) than table "
+                    f"{table.name!r} fixes ({wanted}, {expected[split]} records); remove {data_dir} to regenerate "
+                    "it, or pass another --data-dir")
+        return data_dir
+    datasets = sorted({row.dataset for row in table.rows})
+    splits = ("train", "val") if need_train else ("val",)
+    if data_dir is None:
+        needed = ", ".join(f"<data-dir>/{d}/{s}.lmdb" for d in datasets for s in splits)
+        raise ReproduceError(f"table {table.name!r} needs real data: pass --data-dir holding {needed}; "
+                             + " | ".join(f"{d}: {DATASETS.get(d).where_to_get()}" for d in datasets))
+    missing = [(d, split_path(data_dir, d, s)) for d in datasets for s in splits
+               if not split_path(data_dir, d, s).is_file()]
+    if missing:
+        lines = [f"  {path} — {DATASETS.get(d).where_to_get()}" for d, path in missing]
+        raise ReproduceError(f"table {table.name!r} is missing {len(missing)} data file(s):\n" + "\n".join(lines))
+    return data_dir
+
+
+def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = Path("runs"),
+              out_dir: Path = Path("reports"), checkpoints: Path | None = None, device: str = "cpu",
+              overrides: list[str] = (), allow_mixed: bool = False, progress: bool = True,
+              seeds: list[int] | None = None):
+    """Run the table's missing cells, then aggregate and render it. Returns (tidy frame, report paths)."""
+    from harness.report import render_table, text_table
+
+    table = TABLES.get(table_name)
+    cells, missing = plan(table, results, seeds)
+    data_dir = ensure_data(table, data_dir, need_train=checkpoints is None and any(c.trains for c in missing))
+    runner = Runner(table, data_dir=data_dir, results=results, device=device, checkpoints=checkpoints,
+                    overrides=overrides, progress=progress)
+    print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run",
+          flush=True)
+    started = time.perf_counter()
+    for i, cell in enumerate(missing, 1):
+        t0 = time.perf_counter()
+        record = runner.run(cell)
+        means = "  ".join(f"{k} {100 * v:.1f}" if v is not None else f"{k} —" for k, v in record["means"].items())
+        print(f"[{i}/{len(missing)}] {cell.name}: {means}  ({time.perf_counter() - t0:.0f}s, "
+              f"{time.perf_counter() - started:.0f}s total)", flush=True)
+    result = render_table(table, results, out_dir, published=table.published is not None, allow_mixed=allow_mixed)
+    print(text_table(result.frame, table))
+    for path in result.paths.values():
+        print(f"wrote {path}")
+    return result
+
+
+def register(sub) -> None:
+    p = sub.add_parser("reproduce", help="run a table's missing cells (train or load checkpoints), then report",
+                       description="Runs every (method, dataset, seed) cell of the table that has no result yet — "
+                                   "resuming interrupted training — then writes reports/acc-<T>.xlsx/.md/.html and "
+                                   "prints the table.")
+    p.add_argument("--table", default="mini", help="table name (v3, mini, synthetic-long, ...); default: mini")
+    p.add_argument("--data-dir", type=Path, help="holds <dataset>/{train,val}.lmdb (synthetic tables: generated "
+                                                 "into data/<table> unless given)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--checkpoints", type=Path,
+                     help="evaluate released checkpoints <DIR>/<label>/<seed>-<epoch>.pth instead of training")
+    how.add_argument("--train", action="store_true", help="train every learned cell (the default)")
+    p.add_argument("--results", type=Path, default=Path("runs"), help="result records, runs and stages")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="report directory")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seeds", type=int, nargs="+", help="run only these seeds (default: the table's)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a config field in every cell (the report then flags mixed budgets)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="aggregate cells that differ in protocol, data or budget (listed in the report)")
+    p.set_defaults(func=run_reproduce)
+
+
+def run_reproduce(args) -> int:
+    reproduce(args.table, data_dir=args.data_dir, results=args.results, out_dir=args.out,
+              checkpoints=args.checkpoints, device=args.device, overrides=args.overrides,
+              allow_mixed=args.allow_mixed, seeds=args.seeds)
+    return 0

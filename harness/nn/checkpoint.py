@@ -8,6 +8,7 @@ Also here: the listing format of tests/reference/keys_*.txt ("key (shape) dtype"
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
-from harness.io import atomic_path
+from harness.io import atomic_write_bytes
 
 PREFIX = "m."
 
@@ -62,10 +63,14 @@ def checkpoint_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
-    """Write `checkpoint_state_dict(model)` to `path` atomically (a reader never sees a half-written file)."""
-    state = checkpoint_state_dict(model)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Write `checkpoint_state_dict(model)` to `path` atomically (a reader never sees a half-written file).
+
+    Serialised through a buffer: torch.save names the zip's inner folder after the file, so saving to the
+    temporary path would make equal weights give different bytes; from a buffer, equal weights ⇒ equal files
+    (and equal sha256 in result records)."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint_state_dict(model), buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:

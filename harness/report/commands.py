@@ -13,7 +13,7 @@ def register(subparsers) -> None:
                               description="Aggregate a table's result records into reports/acc-<T>.xlsx (the authors' "
                                           "layout), .md and .html (with mask galleries and plots).")
     p.add_argument("--table", required=True, help="table name (v3, mini, synthetic-long, ...)")
-    p.add_argument("--results", default="results", help="directory searched recursively for result records")
+    p.add_argument("--results", default="runs", help="directory searched recursively for result records")
     p.add_argument("--out", default="reports", help="output directory")
     p.add_argument("--published", nargs="?", const=str(PUBLISHED_FILE), default=None, metavar="FILE",
                    help=f"show the authors' published numbers (default file: {PUBLISHED_FILE})")
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
     what = d.add_mutually_exclusive_group(required=True)
     what.add_argument("--against", metavar="GOLDEN", help="golden JSON to compare with (results/golden/...)")
     what.add_argument("--write-golden", metavar="GOLDEN", help="write the fresh values as a golden JSON instead")
-    d.add_argument("--results", default="results", help="directory searched recursively for result records")
+    d.add_argument("--results", default="runs", help="directory searched recursively for result records")
     d.add_argument("--tol", type=float, default=None, help="fixed tolerance in points (overrides the default rule)")
     d.add_argument("--allow-mixed", action="store_true")
     d.add_argument("--command", dest="regenerate", default=None,
@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 
 
 def report(args: argparse.Namespace) -> int:
-    from harness.report.render import render_table
+    from harness.report.render import render_table, text_table
     from harness.tables import TABLES
 
     result = render_table(args.table, args.results, args.out, published=args.published is not None,
@@ -54,20 +54,6 @@ def report(args: argparse.Namespace) -> int:
     for path in result.paths.values():
         print(f"wrote {path}")
     return 0
-
-
-def text_table(frame, table) -> str:
-    """The main numbers as a plain-text grid: ours under the table's protocol, else the published ones."""
-    from harness.report.frame import OURS, summarise
-    from harness.report.render import METRIC_TITLES
-
-    summary = summarise(frame)
-    ours = summary[(summary["source"] == OURS) & (summary["protocol"] == table.protocol)]
-    rows, source = (ours, "ours") if len(ours) else (summary[summary["source"] != OURS], "published")
-    grid = rows.pivot_table(index="label", columns="metric", values="text", aggfunc="first", sort=False)
-    grid = grid.reindex(columns=list(METRIC_TITLES)).rename(columns=METRIC_TITLES).fillna("—")
-    grid.columns.name = None
-    return f"{source} ({table.protocol if source == 'ours' else table.published}):\n{grid.to_string()}"
 
 
 def check_drift(args: argparse.Namespace) -> int:

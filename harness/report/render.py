@@ -451,3 +451,14 @@ def _card_fields(card) -> list[tuple[str, str]]:
 def _short(value) -> str:
     text = value if isinstance(value, str) else str(value)
     return text if len(text) <= 120 else text[:117] + "…"
+
+
+def text_table(frame, table) -> str:
+    """The main numbers as a plain-text grid: ours under the table's protocol, else the published ones."""
+    summary = summarise(frame)
+    ours = summary[(summary["source"] == OURS) & (summary["protocol"] == table.protocol)]
+    rows, source = (ours, "ours") if len(ours) else (summary[summary["source"] != OURS], "published")
+    grid = rows.pivot_table(index="label", columns="metric", values="text", aggfunc="first", sort=False)
+    grid = grid.reindex(columns=list(METRIC_TITLES)).rename(columns=METRIC_TITLES).fillna("—")
+    grid.columns.name = None
+    return f"{source} ({table.protocol if source == 'ours' else table.published}):\n{grid.to_string()}"

@@ -7,12 +7,13 @@ recipe is refused rather than silently mixed).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 
 from harness.errors import HarnessError
-from harness.io import atomic_path
+from harness.io import atomic_write_bytes
 
 TRAIN_STATE = "train_state.pt"
 
@@ -22,8 +23,9 @@ class TrainStateError(HarnessError):
 
 
 def save_train_state(path: str | Path, **state) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    buffer = io.BytesIO()  # see harness.nn.checkpoint.save_weights: equal states ⇒ equal bytes
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_train_state(path: str | Path, *, config_hash: str, seed: int) -> dict:

@@ -26,7 +26,7 @@ from harness.io import atomic_write_text
 from harness.metrics import DEFAULT_PROTOCOL
 from harness.metrics.aggregate import dataset_means
 from harness.nn.checkpoint import load_weights, save_weights
-from harness.registry import create_model
+from harness.registry import METHODS
 from harness.run.evaluate import autocast, evaluate
 from harness.run.identity import device_description, peak_memory_mb, versions
 from harness.run.loader import train_loader
@@ -60,11 +60,16 @@ def freeze(model: torch.nn.Module, patterns: list[str]) -> None:
 
 
 def build_model(config, device: torch.device, stage_weights: str | Path | None = None,
-                with_stage: bool = True) -> torch.nn.Module:
-    """The registered model for `config`, frozen as configured, with its prerequisite stage loaded if it has one
-    (`with_stage=False` when full weights, which contain the stage, are loaded next)."""
-    model = create_model(config.method, config=config)
-    if config.stage is not None and with_stage:
+                initial: bool = True) -> torch.nn.Module:
+    """The registered model for `config`, frozen as configured.
+
+    initial=True: the state training starts from — pretrained backbone weights loaded (when the config names
+    them) and the prerequisite stage loaded (when the method has one). initial=False: the bare architecture,
+    for loading complete weights (ours or the authors', which contain backbone and stage) next.
+    """
+    spec = METHODS.get(config.method)
+    model = spec.build(config, load_pretrained=True) if initial and spec.kind != "reference" else spec.build(config)
+    if config.stage is not None and initial:
         if stage_weights is None:
             raise HarnessError(f"{config.method} needs the weights of its stage {config.stage!r}")
         model.load_stage(torch.load(stage_weights, map_location="cpu", weights_only=True))
@@ -184,6 +189,6 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
 
 def load_trained(config, weights: str | Path, device) -> torch.nn.Module:
     """A trained model from weights in the authors' layout (ours or theirs; strict, weights_only)."""
-    model = build_model(config, torch.device(device), with_stage=False)
+    model = build_model(config, torch.device(device), initial=False)
     load_weights(model, weights)
     return model
