@@ -14,6 +14,7 @@ from torch import nn
 from dias.decoder import RandomOrderDecoder
 from dias.extension import ExtensionConfig
 from dias.model import DIAS
+from harness.data import DATASETS, SynthConfig
 from harness.config import EvalConfig, MethodConfig, TrainConfig, WeightSchedule
 from harness.errors import HarnessError
 from harness.nn.dinov2 import DINOV2_SMALL_REG4, DinoV2Spec, make_encoder
@@ -22,8 +23,8 @@ from harness.nn.mlp import MLP
 from harness.nn.slot_attention import SlotAttention
 from harness.registry import register_config, register_method
 
-# Slots per dataset (the authors' max_num; the baselines use the same counts) and total training steps.
-NUM_SLOTS = {"clevrtex": 11, "coco": 7, "voc": 6, "synthetic": 5}
+# Slots per dataset: the authors' max_num, the same for every method (harness.data.DATASETS); total steps.
+NUM_SLOTS = {name: DATASETS.get(name).num_slots for name in ("clevrtex", "coco", "voc", "synthetic")}
 TOTAL_STEPS = {"clevrtex": 50_000, "coco": 100_000, "voc": 50_000}
 
 
@@ -112,7 +113,7 @@ def voc() -> DIASConfig:
 
 
 # The CPU config: every number of it in one place, to be tuned on the synthetic data (harness.data.synthetic).
-SYNTHETIC_RESOLUTION = 32
+SYNTHETIC_RESOLUTION = SynthConfig().resolution
 SYNTHETIC_STEPS = 3000
 
 

@@ -16,7 +16,8 @@ from harness.data.errors import (
     RawDataError,
     UnsupportedFormatError,
 )
-from harness.data.specs import DATASETS, DatasetSpec, split_path
+from harness.data.paths import split_path
+from harness.data.specs import DATASETS, DatasetSpec
 from harness.data.synthetic import SynthConfig, write_synthetic
 
 __all__ = [

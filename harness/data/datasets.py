@@ -18,7 +18,8 @@ from harness.data.codec import decode_image, decode_index_map
 from harness.data.errors import CorruptDataError, DataFileMissingError
 from harness.data.formats import check_supported, pre_v3_refusal
 from harness.data.lmdb_io import LmdbReader
-from harness.data.specs import DATASETS, DatasetSpec, split_path
+from harness.data.paths import split_path
+from harness.data.specs import DATASETS, DatasetSpec
 from harness.data.transforms import TrainTransform, ValTransform
 
 

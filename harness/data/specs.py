@@ -6,23 +6,17 @@ the raw sources can be converted with `python -m harness data convert`; the synt
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from harness.data.synthetic import SynthConfig
 from harness.data.masks import clevrtex_masks, coco_instance_masks, voc_masks
 from harness.registry import Registry
 
 RELEASES = "https://github.com/Genera1Z/VQ-VFM-OCL/releases/tag"
-
-
-def split_path(data_dir: str | os.PathLike, dataset: str, split: str) -> Path:
-    """Where a split lives: `<data_dir>/<dataset>/<split>.lmdb` (SPEC §1.1)."""
-    return Path(data_dir) / dataset / f"{split}.lmdb"
 
 
 # Module-level functions, not lambdas: a Dataset holding its spec must pickle for spawned DataLoader workers.
@@ -43,11 +37,13 @@ def _coco_masks(index_map: torch.Tensor, record: dict) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """name; evaluation resolution (None = the stored size); `masks(index_map, record)` → (R,R,S) bool;
-    `fields` every record must hold; where the converted files and the raw data come from."""
+    """name; evaluation resolution (None = the stored size); slots every method uses on it (the authors' counts
+    for their datasets, SPEC §3.7; for synthetic scenes the most objects plus background); `masks(index_map,
+    record)` → (R,R,S) bool; `fields` every record must hold; where the converted files and the raw data come from."""
 
     name: str
     resolution: int | None
+    num_slots: int
     masks: Callable[[torch.Tensor, dict], torch.Tensor]
     fields: tuple[str, ...]
     release_url: str | None
@@ -69,6 +65,7 @@ DATASETS: Registry[DatasetSpec] = Registry("dataset")
 DATASETS.register("clevrtex", DatasetSpec(
     name="clevrtex",
     resolution=256,
+    num_slots=11,
     masks=_index_masks,
     fields=("image", "segment"),
     release_url=f"{RELEASES}/dataset-clevrtex",
@@ -78,6 +75,7 @@ DATASETS.register("clevrtex", DatasetSpec(
 DATASETS.register("coco", DatasetSpec(
     name="coco",
     resolution=256,
+    num_slots=7,
     masks=_coco_masks,
     fields=("image", "segment", "isthing"),
     release_url=f"{RELEASES}/dataset-coco",
@@ -88,6 +86,7 @@ DATASETS.register("coco", DatasetSpec(
 DATASETS.register("voc", DatasetSpec(
     name="voc",
     resolution=256,
+    num_slots=6,
     masks=_voc_masks,
     fields=("image", "segment"),
     release_url=f"{RELEASES}/dataset-voc",
@@ -97,6 +96,7 @@ DATASETS.register("voc", DatasetSpec(
 DATASETS.register("synthetic", DatasetSpec(
     name="synthetic",
     resolution=None,
+    num_slots=SynthConfig().max_objects + 1,
     masks=_index_masks,
     fields=("image", "segment"),
     release_url=None,

@@ -24,7 +24,7 @@ import numpy as np
 
 from harness.data.codec import encode_index_map, encode_png_rgb
 from harness.data.lmdb_io import LmdbWriter
-from harness.data.specs import split_path
+from harness.data.paths import split_path
 
 # Bump when the drawing changes: the data card then tells old and new files apart.
 GENERATOR_VERSION = 1

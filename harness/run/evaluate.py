@@ -105,3 +105,26 @@ def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, dev
                        "masks": {k: np.concatenate(v) for k, v in shown["masks"].items()},
                        "keys": keys[:gallery]}
     return EvalOutput(per_image, out_gallery, len(keys), time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def mean_losses(model, dataset, *, device: torch.device, batch_size: int, amp: str, limit: int | None = None,
+                noise_seed: tuple = ()) -> dict[str, float]:
+    """Mean of each loss term over the first `limit` images: the validation of a stage, which has no masks."""
+    if limit is not None:
+        dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(derive_seed("val-losses", *noise_seed))
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+            images = batch["image"].to(device)
+            with autocast(device, amp):
+                out = model(images)
+            for name, value in out.losses.items():
+                sums[name] = sums.get(name, 0.0) + float(value) * len(images)
+            count += len(images)
+    model.train(was_training)
+    return {f"loss_{name}": total / max(count, 1) for name, total in sums.items()}

@@ -27,7 +27,7 @@ from harness.metrics import DEFAULT_PROTOCOL
 from harness.metrics.aggregate import dataset_means
 from harness.nn.checkpoint import load_weights, save_weights
 from harness.registry import METHODS
-from harness.run.evaluate import autocast, evaluate
+from harness.run.evaluate import autocast, evaluate, mean_losses
 from harness.run.identity import device_description, peak_memory_mb, versions
 from harness.run.loader import train_loader
 from harness.run.runlog import RunLog
@@ -159,11 +159,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
                                           "grad_norm": grad_norm.item(), "images_per_s": rate})
                 bar.set_postfix(loss=f"{loss.item():.4f}")
             if step % tc.val_interval == 0 or step == tc.steps:
-                val = evaluate(model, val_set, mask=config.eval.mask, protocol=DEFAULT_PROTOCOL, noise_seed=(chash, seed, step),
-                               device=device, batch_size=config.eval.batch_size, amp=config.eval.amp,
-                               limit=tc.val_limit)
-                means = dataset_means(val.per_image, DEFAULT_PROTOCOL)
-                log.write("val", step, {k: float("nan") if v is None else v for k, v in means.items()})
+                log.write("val", step, validate(model, config, val_set, device, (chash, seed, step)))
             if step % checkpoint_every == 0 or step == tc.steps:
                 save_state()
             if step >= tc.steps:
@@ -185,6 +181,17 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
               "train_card": train_set.card, "worker_seeding": worker_seeding, "versions": versions()}
     atomic_write_text(run_dir / SUMMARY, json.dumps(record, indent=1, default=str) + "\n")
     return summary
+
+
+def validate(model, config, val_set, device: torch.device, noise_seed: tuple) -> dict[str, float]:
+    """Validation during training: the segmentation metrics of the config's mask (as the authors log them), or,
+    for a stage without masks (a VQ-VAE), its mean losses."""
+    kw = dict(device=device, batch_size=config.eval.batch_size, amp=config.eval.amp, limit=config.train.val_limit)
+    if not config.eval.mask:
+        return mean_losses(model, val_set, noise_seed=noise_seed, **kw)
+    val = evaluate(model, val_set, mask=config.eval.mask, protocol=DEFAULT_PROTOCOL, noise_seed=noise_seed, **kw)
+    means = dataset_means(val.per_image, DEFAULT_PROTOCOL)
+    return {k: float("nan") if v is None else v for k, v in means.items()}
 
 
 def load_trained(config, weights: str | Path, device) -> torch.nn.Module:

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from harness.data.convert import clevrtex, coco, voc
-from harness.data.specs import DATASETS, split_path
+from harness.data.paths import split_path
+from harness.data.specs import DATASETS
 
 CONVERTERS = {"clevrtex": clevrtex.convert_split, "coco": coco.convert_split, "voc": voc.convert_split}
 

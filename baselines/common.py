@@ -1,0 +1,28 @@
+"""Facts shared by the baselines: datasets and slot counts, the VVO training recipe (SPEC §3.7)."""
+
+from __future__ import annotations
+
+from harness.config import TrainConfig
+from harness.data import DATASETS as DATASET_SPECS, SynthConfig
+from harness.errors import HarnessError
+
+# The authors' datasets and their slot counts (SPEC §3.7; the same for every method: harness.data.DATASETS).
+DATASETS = ("clevrtex", "coco", "voc")
+SLOTS = {name: DATASET_SPECS.get(name).num_slots for name in DATASETS}
+
+# The synthetic data's default image side and the slot count every method uses on it.
+SYNTHETIC_RESOLUTION = SynthConfig().resolution
+SYNTHETIC_SLOTS = DATASET_SPECS.get("synthetic").num_slots
+
+
+class BaselineConfigError(HarnessError):
+    """A baseline's config is inconsistent or does not fit the weights it names; the message names the field."""
+
+
+def vvo_train(steps: int = 50_000, batch_size: int = 32, lr: float = 2e-4, freeze: list[str] | None = None,
+              **kw) -> TrainConfig:
+    """The VQ-VFM-OCL recipe: Adam, warm-up total/20 then cosine to lr/1000, validation every total/40,
+    checkpoints kept from total/2 on, AMP fp16, grad-clip 1."""
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=steps // 20,
+                       val_interval=steps // 40, save_since=steps // 2, freeze=list(freeze or []), **kw)
+
