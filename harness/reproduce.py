@@ -189,7 +189,7 @@ def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = 
         means = "  ".join(f"{k} {100 * v:.1f}" if v is not None else f"{k} —" for k, v in record["means"].items())
         print(f"[{i}/{len(missing)}] {cell.name}: {means}  ({time.perf_counter() - t0:.0f}s, "
               f"{time.perf_counter() - started:.0f}s total)", flush=True)
-    result = render_table(table, results, out_dir, published=table.published is not None, allow_mixed=allow_mixed)
+    result = render_table(table, results, out_dir, published=bool(table.published), allow_mixed=allow_mixed)
     print(text_table(result.frame, table))
     for path in result.paths.values():
         print(f"wrote {path}")

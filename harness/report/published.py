@@ -1,8 +1,8 @@
 """The authors' published numbers (results/published/published.json, SPEC §5) as rows of the tidy frame.
 
 The JSON is `{table: {method: {dataset: {metric: {mean, std, per_seed|null, source}}}}}` in percent, each table
-with a `_meta` entry. A harness table names its published table (`Table.published`); its rows are matched to
-the published methods by name, ignoring case ("dias" ↔ "DIAS"). Values enter the frame in 0–1 like ours;
+with a `_meta` entry. A harness table names its published sources in order (`Table.published`); each row is
+matched, by method name ignoring case ("dias" ↔ "DIAS"), to the first source that has that method and dataset. Values enter the frame in 0–1 like ours;
 where the authors give per-seed values the frame holds those (the means/stds are then recomputed, as their
 xlsx does), otherwise one row per metric with the stated mean and std.
 """
@@ -39,35 +39,39 @@ def load_published(path: str | Path = PUBLISHED_FILE) -> dict:
     return data
 
 
-def published_table(table: Table, path: str | Path = PUBLISHED_FILE) -> dict:
-    """The published entry `table.published` names ({method: {dataset: {metric: cell}}, "_meta": {...}})."""
-    if table.published is None:
+def published_tables(table: Table, path: str | Path = PUBLISHED_FILE) -> dict[str, dict]:
+    """The published entries `table.published` names, in order: {key: {method: {dataset: {metric: cell}}, "_meta"}}."""
+    if not table.published:
         raise PublishedError(f"table {table.name!r} has no published numbers to show")
     data = load_published(path)
-    if table.published not in data:
-        raise PublishedError(f"{path}: no published table {table.published!r} (table {table.name!r} names it); "
-                             f"it has: {', '.join(sorted(data))}")
-    return data[table.published]
+    missing = [key for key in table.published if key not in data]
+    if missing:
+        raise PublishedError(f"{path}: no published table {', '.join(map(repr, missing))} (table {table.name!r} "
+                             f"names it); it has: {', '.join(sorted(data))}")
+    return {key: data[key] for key in table.published}
 
 
 def published_frame(table: Table, path: str | Path = PUBLISHED_FILE) -> pd.DataFrame:
-    """Tidy rows (source "published") for every row of `table` the published table covers."""
-    entry = published_table(table, path)
-    meta = entry.get("_meta", {})
-    by_name = {name.casefold(): name for name in entry if name != "_meta"}
+    """Tidy rows (source "published") for every row of `table` a published source covers."""
+    entries = published_tables(table, path)
     rows = []
     for row in table.rows:
-        name = by_name.get(row.method.casefold())
-        if name is None or row.variant != "trained" or row.dataset not in entry[name]:
+        if row.variant != "trained":
             continue
+        found = [(key, entry, name) for key, entry in entries.items() for name in entry
+                 if name != "_meta" and name.casefold() == row.method.casefold() and row.dataset in entry[name]]
+        if not found:
+            continue
+        key, entry, name = found[0]
+        meta = entry.get("_meta", {})
         for metric in METRICS:
-            where = f"{path}: {table.published}/{name}/{row.dataset}/{metric}"
+            where = f"{path}: {key}/{name}/{row.dataset}/{metric}"
             cell = entry[name][row.dataset].get(metric)
             if not isinstance(cell, dict) or "mean" not in cell or "std" not in cell:
                 raise PublishedError(f"{where}: expected {{mean, std, per_seed, source}}")
             common = {"source": SOURCE, "method": row.method, "dataset": row.dataset, "label": row.label,
                       "metric": metric, "protocol": meta.get("protocol"), "origin": cell.get("source"),
-                      "stated_mean": cell["mean"] / 100, "stated_std": _optional(cell["std"])}
+                      "published_table": key, "stated_mean": cell["mean"] / 100, "stated_std": _optional(cell["std"])}
             per_seed = cell.get("per_seed") or {}
             for seed, value in per_seed.items():
                 if not str(seed).isdigit():

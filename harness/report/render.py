@@ -21,7 +21,7 @@ from harness.metrics.protocols import PROTOCOLS
 from harness.report import figures, stats, xlsx
 from harness.report.frame import (OURS, Evaluated, check_uniform, conform, data_card_fingerprint, display,
                                   find_records, mean_std_text, per_image_frame, summarise, tidy_frame)
-from harness.report.published import PUBLISHED_FILE, SOURCE as PUBLISHED, published_table, published_frame
+from harness.report.published import PUBLISHED_FILE, SOURCE as PUBLISHED, published_frame, published_tables
 from harness.results import METRICS, gallery_path, read_gallery
 from harness.tables import TABLES, Row, Table
 
@@ -103,7 +103,8 @@ def build(table: Table, results_dir, published: bool, published_path, options: O
         raise ReportError(f"table {table.name!r}: no result records {where}"
                           + ("" if published else "; run `python -m harness reproduce --table "
                              f"{table.name}` or pass --published to show the published numbers"))
-    meta = published_table(table, published_path).get("_meta", {}) if published else {}
+    meta = {key: entry.get("_meta", {}) for key, entry in published_tables(table, published_path).items()} \
+        if published else {}
     return Report(table, frame, evaluated, issues, meta, options)
 
 
@@ -111,7 +112,7 @@ class Report:
     """One table's aggregated numbers and everything the three outputs show; each output is a view of it."""
 
     def __init__(self, table: Table, frame: pd.DataFrame, evaluated: list[Evaluated], issues: list[str],
-                 published_meta: dict, options: Options):
+                 published_meta: dict[str, dict], options: Options):
         self.table, self.frame, self.evaluated, self.issues = table, frame, evaluated, issues
         self.published_meta, self.options = published_meta, options
         self.summary = summarise(frame)
@@ -191,7 +192,8 @@ class Report:
                  ("budget", f"{steps}; {batch}"), ("seeds", ", ".join(map(str, self.table.seeds))),
                  ("data", self.table.data)]
         if self.has_published:
-            items.append(("published", f"{self.table.published} — {self.published_meta.get('protocol', '?')}"))
+            for key, meta in self.published_meta.items():
+                items.append(("published", f"{key} — {meta.get('protocol', '?')}"))
         return items
 
     def budget_rows(self) -> list[dict]:
@@ -461,4 +463,4 @@ def text_table(frame, table) -> str:
     grid = rows.pivot_table(index="label", columns="metric", values="text", aggfunc="first", sort=False)
     grid = grid.reindex(columns=list(METRIC_TITLES)).rename(columns=METRIC_TITLES).fillna("—")
     grid.columns.name = None
-    return f"{source} ({table.protocol if source == 'ours' else table.published}):\n{grid.to_string()}"
+    return f"{source} ({table.protocol if source == 'ours' else ', '.join(table.published)}):\n{grid.to_string()}"
