@@ -38,24 +38,32 @@ class Cell:
         return results / self.table.name / self.row.label / f"seed{self.seed}.json"
 
     def run_dir(self, results: Path) -> Path:
-        return results / self.table.name / "runs" / f"{self.row.method}-{self.row.dataset}" / f"seed{self.seed}"
+        return results / self.table.name / "runs" / self.row.label / f"seed{self.seed}"
 
     @property
     def trains(self) -> bool:
         return METHODS.get(self.row.method).kind == "learned" and self.row.variant == "trained"
 
 
+def budgeted(config, steps: int | None, batch_size: int | None):
+    """`config` with a table's step budget and batch size; the warm-up follows the steps (total/20, SPEC §3.7)."""
+    budget = {}
+    if steps is not None:
+        budget.update({"train.steps": steps, "train.warmup_steps": steps // 20})
+    if batch_size is not None:
+        budget["train.batch_size"] = batch_size
+    return apply_overrides(config, budget) if budget else config
+
+
 def cell_config(table: Table, row: Row, overrides: list[str] = ()):
     """The method's config for the row's dataset under the table's budget (every learned cell gets the same)."""
-    config = get_config(row.method, row.dataset)
-    budget = {}
-    if table.budget.steps is not None:
-        budget["train.steps"] = table.budget.steps
-    if table.budget.batch_size is not None:
-        budget["train.batch_size"] = table.budget.batch_size
-    if budget:
-        config = apply_overrides(config, budget)
+    config = budgeted(get_config(row.method, row.dataset, list(row.overrides)), table.budget.steps,
+                      table.budget.batch_size)
     return apply_overrides(config, list(overrides)) if overrides else config
+
+
+def stage_config(table: Table, stage: str, dataset: str):
+    return budgeted(get_config(stage, dataset), table.budget.stage_steps, None)
 
 
 def plan(table: Table, results: Path, seeds: list[int] | None = None) -> tuple[list[Cell], list[Cell]]:
@@ -99,8 +107,7 @@ class Runner:
         run_dir = stage_run_dir(self.results, self.table, config.stage, config.dataset, seed)
         weights = run_dir / WEIGHTS
         if not weights.is_file():
-            stage_config = get_config(config.stage, config.dataset)
-            train(stage_config, data_dir=self.data_dir, run_dir=run_dir, seed=seed, device=self.device,
+            train(stage_config(self.table, config.stage, config.dataset), data_dir=self.data_dir, run_dir=run_dir, seed=seed, device=self.device,
                   progress=self.progress)
         return weights
 

@@ -18,21 +18,26 @@ class Row:
     """One method on one dataset; `label` is the row name in reports (the authors' config name for v3).
 
     variant "trained": train (or load) then evaluate; "untrained": evaluate the method's initialisation for the
-    seed, what training must beat. Reference methods (grid, ...) are evaluated as they are.
+    seed, what training must beat. Reference methods (grid, ...) are evaluated as they are. `overrides` change the
+    method's config for this row only (an ablation's variants), as `--set PATH=VALUE` would.
     """
 
     method: str
     dataset: str
     label: str
     variant: str = "trained"
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class Budget:
-    """Equal compute for every learned cell: optimiser steps and batch size (None = the method's own config)."""
+    """Equal compute for every learned cell: optimiser steps and batch size (None = the method's own config).
+    `stage_steps`: the same for every prerequisite stage (VQ-VAE tokenizers), which the runner trains once per
+    dataset and seed and shares between the methods that need it."""
 
     steps: int | None = None
     batch_size: int | None = None
+    stage_steps: int | None = None
 
 
 @dataclass(frozen=True)
