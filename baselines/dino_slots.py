@@ -77,10 +77,12 @@ class DinoSlotModel(nn.Module):
     def finish_init(self) -> None:
         zero_biases(self.encode_posit_embed, self.encode_project, self.aggregat)
 
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(self, images: torch.Tensor, features: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """images (b,3,H,W) → feature (b,c,h,w) (detached: the backbone is frozen), slots (b,n,d), attent
-        (b,n,h,w) = the last Slot Attention iteration's map."""
-        feature = self.encode_backbone(images).detach()
+        (b,n,h,w) = the last Slot Attention iteration's map. `features`, when given, are the frozen backbone's
+        output for `images` (harness.run.feature_cache) and replace `encode_backbone(images)`."""
+        feature = (self.encode_backbone(images) if features is None else features).detach()
         b, c, h, w = feature.shape
         encode = self.encode_posit_embed(feature.permute(0, 2, 3, 1)).flatten(1, 2)
         encode = self.encode_project(encode)

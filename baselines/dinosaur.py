@@ -54,8 +54,8 @@ class Dinosaur(DinoSlotModel):
                                           config.decoder_layers, config.backbone.hidden)
         self.finish_init()
 
-    def forward(self, images: torch.Tensor) -> ModelOutput:
-        feature, slots, attent = self.encode(images)
+    def forward(self, images: torch.Tensor, features: torch.Tensor | None = None) -> ModelOutput:
+        feature, slots, attent = self.encode(images, features)
         b, c, h, w = feature.shape
         recon, alpha = self.decode(slots, h * w)
         recon = recon.transpose(1, 2).unflatten(2, (h, w))

@@ -80,8 +80,10 @@ class Slate(StageUser, DinoSlotModel):
                                            config.decoder_layers, config.tokenizer.num_codes)
         self.finish_init()
 
-    def forward(self, images: torch.Tensor) -> ModelOutput:
-        _, slots, attent = self.encode(images)
+    def forward(self, images: torch.Tensor, features: torch.Tensor | None = None) -> ModelOutput:
+        """`features` replace the frozen DINOv2's output only; the frozen tokenizer (`mediat`) still reads
+        `images`."""
+        _, slots, attent = self.encode(images, features)
         zidx, quant = self.tokens(images)
         logits = self.decode(quant.flatten(2).transpose(1, 2), slots)
         return ModelOutput(

@@ -87,8 +87,10 @@ class SlotDiffusion(StageUser, DinoSlotModel):
         self.decode = ConditionDiffusionDecoder(config)
         self.finish_init()
 
-    def forward(self, images: torch.Tensor) -> ModelOutput:
-        _, slots, attent = self.encode(images)
+    def forward(self, images: torch.Tensor, features: torch.Tensor | None = None) -> ModelOutput:
+        """`features` replace the frozen DINOv2's output only; the frozen tokenizer (`mediat`) still reads
+        `images`."""
+        _, slots, attent = self.encode(images, features)
         _, quant = self.tokens(images)
         pred, noise = self.decode(quant, slots)
         return ModelOutput(

@@ -30,9 +30,11 @@ class DIAS(nn.Module):
     """Attribute names are the checkpoint format (encode_backbone, encode_posit_embed, encode_project, initializ,
     aggregat, decode). Biases of all but the backbone and initialiser start at zero (the authors' reset_parameters).
 
-    forward(images (b, 3, H, W)) → ModelOutput(slots (b, n, d), masks {"decoder": decoder attention, "aggregator":
-    last Slot Attention map} (b, n, h, w), losses {"recon", "distill"} unweighted, extras under the authors' names
-    {"feature", "attenta", "recon", "attentd"} (+ "smask" with the extension on)).
+    forward(images (b, 3, H, W), features=None) → ModelOutput(slots (b, n, d), masks {"decoder": decoder attention,
+    "aggregator": last Slot Attention map} (b, n, h, w), losses {"recon", "distill"} unweighted, extras under the
+    authors' names {"feature", "attenta", "recon", "attentd"} (+ "smask" with the extension on)). `features`
+    (b, c, h, w), when given, are the frozen backbone's output for `images` (harness.run.feature_cache) and replace
+    `encode_backbone(images)`; nothing else reads the images.
     """
 
     def __init__(self, encode_backbone: nn.Module, encode_posit_embed: nn.Module, encode_project: nn.Module,
@@ -48,8 +50,8 @@ class DIAS(nn.Module):
         self.extension = extension or ExtensionConfig()
         zero_biases(self.encode_posit_embed, self.encode_project, self.aggregat, self.decode)
 
-    def forward(self, images: torch.Tensor) -> ModelOutput:
-        feature = self.encode_backbone(images).detach()  # (b, c, h, w); frozen
+    def forward(self, images: torch.Tensor, features: torch.Tensor | None = None) -> ModelOutput:
+        feature = (self.encode_backbone(images) if features is None else features).detach()  # (b, c, h, w); frozen
         b, _, h, w = feature.shape
         encode = self.encode_posit_embed(feature.permute(0, 2, 3, 1)).flatten(1, 2)
         encode = self.encode_project(encode)

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "harness.methods_command",
     "harness.data.commands",
     "harness.metrics.commands",
+    "harness.bench",
 ]
 
 

@@ -94,9 +94,11 @@ class Runner:
     """Runs cells in-process, one after the other (the local executor)."""
 
     def __init__(self, table: Table, *, data_dir: Path, results: Path, device: str, checkpoints: Path | None,
-                 overrides: list[str] = (), progress: bool = True, eval_limit: int | None = None):
+                 overrides: list[str] = (), progress: bool = True, eval_limit: int | None = None,
+                 feature_cache: Path | None = None):
         self.table, self.data_dir, self.results, self.device = table, data_dir, results, device
         self.checkpoints, self.overrides, self.progress, self.eval_limit = checkpoints, list(overrides), progress, eval_limit
+        self.feature_cache = feature_cache  # frozen-backbone features reused across evaluations (identical metrics)
 
     def stage_weights(self, config, seed: int) -> Path | None:
         """Train (once per dataset and seed, shared by every method that needs it) or reuse the config's stage."""
@@ -134,7 +136,8 @@ class Runner:
             stage = self.stage_weights(config, cell.seed)
         return evaluate_cell(config, data_dir=self.data_dir, checkpoint=checkpoint, seed=cell.seed,
                              output=cell.record_path(self.results), protocol=self.table.protocol, device=self.device,
-                             stage_weights=stage, identity_extra=identity, cost=cost, limit=self.eval_limit)
+                             stage_weights=stage, identity_extra=identity, cost=cost, limit=self.eval_limit,
+                             feature_cache=self.feature_cache)
 
 
 def ensure_data(table: Table, data_dir: Path | None, *, need_train: bool) -> Path:
@@ -178,7 +181,7 @@ def ensure_data(table: Table, data_dir: Path | None, *, need_train: bool) -> Pat
 def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = Path("runs"),
               out_dir: Path = Path("reports"), checkpoints: Path | None = None, device: str = "cpu",
               overrides: list[str] = (), allow_mixed: bool = False, progress: bool = True,
-              seeds: list[int] | None = None):
+              seeds: list[int] | None = None, feature_cache: Path | None = None):
     """Run the table's missing cells, then aggregate and render it. Returns (tidy frame, report paths)."""
     from harness.report import render_table, text_table
 
@@ -186,7 +189,7 @@ def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = 
     cells, missing = plan(table, results, seeds)
     data_dir = ensure_data(table, data_dir, need_train=checkpoints is None and any(c.trains for c in missing))
     runner = Runner(table, data_dir=data_dir, results=results, device=device, checkpoints=checkpoints,
-                    overrides=overrides, progress=progress)
+                    overrides=overrides, progress=progress, feature_cache=feature_cache)
     print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run",
           flush=True)
     started = time.perf_counter()
@@ -223,11 +226,13 @@ def register(sub) -> None:
                    help="override a config field in every cell (the report then flags mixed budgets)")
     p.add_argument("--allow-mixed", action="store_true",
                    help="aggregate cells that differ in protocol, data or budget (listed in the report)")
+    p.add_argument("--feature-cache", type=Path, metavar="DIR",
+                   help="cache frozen-backbone features in DIR across evaluations (identical metrics, faster)")
     p.set_defaults(func=run_reproduce)
 
 
 def run_reproduce(args) -> int:
     reproduce(args.table, data_dir=args.data_dir, results=args.results, out_dir=args.out,
               checkpoints=args.checkpoints, device=args.device, overrides=args.overrides,
-              allow_mixed=args.allow_mixed, seeds=args.seeds)
+              allow_mixed=args.allow_mixed, seeds=args.seeds, feature_cache=args.feature_cache)
     return 0

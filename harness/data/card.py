@@ -47,6 +47,16 @@ def file_sha256(path: str | os.PathLike) -> str:
     return sha
 
 
+def data_card_fingerprint(card) -> str:
+    """Two results (or caches) used the same split iff their data cards agree except for where the file lies
+    (`path`). A string is taken to be a fingerprint already."""
+    if isinstance(card, str):
+        return card
+    if isinstance(card, dict):
+        card = {k: v for k, v in card.items() if k != "path"}
+    return hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def keys_sha256(keys: list[bytes]) -> str:
     return hashlib.sha256(b"\n".join(keys)).hexdigest()
 

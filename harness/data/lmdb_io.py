@@ -158,8 +158,11 @@ class LmdbWriter:
         self._txn = self._env.begin(write=True)
         return self
 
-    def append(self, record: dict) -> bytes:
-        key = record_key(len(self.keys))
+    def append(self, record: dict, key: bytes | None = None) -> bytes:
+        """Store `record` under `key` (default: the next of the authors' sequential keys)."""
+        key = record_key(len(self.keys)) if key is None else key
+        if key in (KEYS_KEY, META_KEY):
+            raise ValueError(f"{self.path}: record key {key!r} is reserved")
         self._txn.put(key, pickle.dumps(record))
         self.keys.append(key)
         if len(self.keys) % COMMIT_EVERY == 0:

@@ -11,7 +11,6 @@ field, because a mean over such cells (or a comparison between them) would not m
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.data.card import data_card_fingerprint
 from harness.errors import HarnessError
 from harness.metrics.aggregate import excel_text, seed_mean_std
 from harness.results import METRICS, SCHEMA, ResultError, validate
@@ -50,15 +50,6 @@ class Evaluated:
     @property
     def name(self) -> str:
         return f"{self.row.label}-{self.seed}"
-
-
-def data_card_fingerprint(card) -> str:
-    """Two cells used the same split iff their data cards agree except for where the file lies (`path`)."""
-    if isinstance(card, str):
-        return card
-    if isinstance(card, dict):
-        card = {k: v for k, v in card.items() if k != "path"}
-    return hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def find_records(results_dir: str | Path, table: Table) -> list[Evaluated]:

@@ -11,6 +11,7 @@ from harness.config import config_hash, to_dict
 from harness.data import open_split
 from harness.results import make_record, write_gallery, write_record
 from harness.run.evaluate import evaluate
+from harness.run.feature_cache import DEFAULT_STORAGE, use_feature_cache
 from harness.run.identity import device_description, file_sha256, versions
 from harness.run.seeding import seed_everything
 from harness.run.train import build_model, load_trained
@@ -26,9 +27,11 @@ def eval_noise(config) -> str:
 def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None, seed: int, output: str | Path,
                   protocol: str = "dias-v3", device: str | torch.device = "cpu", split: str = "val",
                   stage_weights: str | Path | None = None, gallery: int = 8, identity_extra: dict | None = None,
-                  cost: dict | None = None, limit: int | None = None, num_workers: int = 0) -> dict:
+                  cost: dict | None = None, limit: int | None = None, num_workers: int = 0,
+                  feature_cache: str | Path | None = None, feature_storage: str = DEFAULT_STORAGE) -> dict:
     """Evaluate `checkpoint` (weights in the authors' layout, ours or theirs) — or, with checkpoint=None, the
-    method's untrained initialisation for `seed` — on `split`, and write the record (+ gallery) to `output`."""
+    method's untrained initialisation for `seed` — on `split`, and write the record (+ gallery) to `output`.
+    `feature_cache`: a directory of frozen-backbone feature caches (harness.run.feature_cache) read and written."""
     device = torch.device(device)
     if checkpoint is None:
         seed_everything(seed)
@@ -38,10 +41,13 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
         model = load_trained(config, checkpoint, device)
         ckpt = {"path": str(checkpoint), "sha256": file_sha256(checkpoint), "kind": "weights"}
     dataset = open_split(data_dir, config.dataset, split)
-    out = evaluate(model, dataset, mask=config.eval.mask, protocol=protocol,
-                   noise_seed=(ckpt["sha256"] or f"{UNTRAINED}-{config_hash(config)}", seed), device=device,
-                   batch_size=config.eval.batch_size, amp=config.eval.amp, resolution=config.eval.resolution,
-                   gallery=gallery, limit=limit, num_workers=num_workers)
+    cache = use_feature_cache(feature_cache, model, dataset, device=device, amp=config.eval.amp,
+                              batch_size=config.eval.batch_size, limit=limit, storage=feature_storage)
+    with cache as (evaluated, cache_use):
+        out = evaluate(model, evaluated, mask=config.eval.mask, protocol=protocol,
+                       noise_seed=(ckpt["sha256"] or f"{UNTRAINED}-{config_hash(config)}", seed), device=device,
+                       batch_size=config.eval.batch_size, amp=config.eval.amp, resolution=config.eval.resolution,
+                       gallery=gallery, limit=limit, num_workers=num_workers)
     identity = {
         "method": config.method, "dataset": config.dataset, "split": split, "seed": seed, "protocol": protocol,
         "config_hash": config_hash(config), "config": to_dict(config), "data_card": dataset.card,
@@ -52,6 +58,8 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
     cost = {**(cost or {}), "eval_seconds": out.seconds, "eval_images_per_second": out.images / max(out.seconds, 1e-9),
             "parameters": sum(p.numel() for p in model.parameters()),
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    if cache_use is not None:
+        cost["feature_cache"] = cache_use.describe()
     record = make_record(identity, out.per_image, cost)
     write_record(output, record)
     if out.gallery is not None:

@@ -19,6 +19,8 @@ def add_config_args(p) -> None:
 
 
 def register(sub) -> None:
+    from harness.run.feature_cache import DEFAULT_STORAGE, STORAGE
+
     p = sub.add_parser("train", help="train one method on one dataset with one seed (resumes if the run dir has state)")
     add_config_args(p)
     p.add_argument("--out", required=True, type=Path, help="run directory (checkpoints, logs, weights.pth)")
@@ -37,6 +39,11 @@ def register(sub) -> None:
                    help="slot-initialisation noise at evaluation (default: the config's; the authors sample)")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--gallery", type=int, default=8, help="images kept for the report's mask gallery")
+    p.add_argument("--feature-cache", type=Path, metavar="DIR",
+                   help="reuse (or, evaluating the whole split, write) the frozen backbone's features in DIR; "
+                        "metrics are identical to an uncached evaluation")
+    p.add_argument("--feature-cache-storage", default=DEFAULT_STORAGE, choices=sorted(STORAGE),
+                   help="float32 (default) is exact; float16 halves the files and rounds the features")
     p.set_defaults(func=run_eval)
 
 
@@ -59,6 +66,10 @@ def run_eval(args) -> int:
     config = with_eval_noise(get_config(args.method, args.dataset, args.overrides), args.noise)
     record = evaluate_cell(config, data_dir=args.data_dir, checkpoint=args.checkpoint, seed=args.seed,
                            output=args.output, protocol=args.protocol, device=args.device, split=args.split,
-                           gallery=args.gallery, limit=args.limit)
-    print(json.dumps({"output": str(args.output), "means": record["means"], "n_valid": record["n_valid"]}))
+                           gallery=args.gallery, limit=args.limit, feature_cache=args.feature_cache,
+                           feature_storage=args.feature_cache_storage)
+    summary = {"output": str(args.output), "means": record["means"], "n_valid": record["n_valid"]}
+    if "feature_cache" in record["cost"]:
+        summary["feature_cache"] = record["cost"]["feature_cache"]
+    print(json.dumps(summary))
     return 0

@@ -58,7 +58,8 @@ def gt_index_map(segment: torch.Tensor) -> np.ndarray:
 def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, device: torch.device,
              batch_size: int = 32, amp: str = "fp16", resolution: int | None = None, limit: int | None = None,
              gallery: int = 0, num_workers: int = 0, progress=None) -> EvalOutput:
-    """Evaluate `model` on `dataset` (items {"image", "segment"}, `.keys`); `mask` names the segmentation map."""
+    """Evaluate `model` on `dataset` (items {"image", "segment"} and, from a feature cache, "feature"; `.keys`);
+    `mask` names the segmentation map."""
     import time
 
     start = time.perf_counter()
@@ -78,8 +79,9 @@ def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, dev
             images = batch["image"].to(device, non_blocking=True)
             gt = batch["segment"].to(device, non_blocking=True)  # (b,R,R,S) bool
             size = resolution or gt.shape[1]
+            features = batch.get("feature")  # cached backbone output (harness.run.feature_cache)
             with autocast(device, amp):
-                out = model(images)
+                out = model(images) if features is None else model(images, features=features.to(device))
             if mask not in out.masks:
                 raise KeyError(f"model output has no mask {mask!r}; it has {sorted(out.masks)}")
             pred = attention_to_segments(out.masks[mask].float(), size)

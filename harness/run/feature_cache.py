@@ -1,0 +1,249 @@
+"""Frozen-backbone feature cache: evaluate DIAS, DINOSAUR, SLATE and SlotDiffusion without re-running DINOv2.
+
+Their DINOv2 (`model.encode_backbone`) is frozen, so its output for an image is fixed by the backbone's weights, the
+image as the deterministic val transform makes it, and how the forward is computed. The cache keeps that output
+per record key in one LMDB file (harness.data.lmdb_io) per identity:
+
+    backbone   sha256 of the backbone's state_dict (names, dtypes, shapes, bytes) and its module repr (the
+               architecture and the 256 → 224 resize in front of it)
+    data       the split's data-card fingerprint (file and key hashes, not where the file lies)
+    transform  the transform's class and fields (ValTransform at resolution R). Random train augmentation is
+               refused: its images are not a function of the record. Training without augmentation reads a
+               split opened with train=False, which has this same identity.
+    compute    device type, the autocast dtype in effect, the batch size, torch and transformers versions:
+               each can change the features' low bits
+    storage    "float32" (default, exact) or "float16" (half the size, not exact)
+
+The file is `<dir>/<dataset>-<split>-<sha256 of the identity, 20 hex>.lmdb` and its __meta__ holds the identity: any
+change gives another file name, so a stale file is never read, and a file whose meta disagrees with its name is
+refused. Released checkpoints of one method carry the same pretrained backbone, so their seeds share one file.
+
+Writing. A cache is written by an ordinary evaluation of the whole split in one process: a forward hook copies
+the backbone's output while the evaluation runs exactly as it would uncached, and the file appears (atomically)
+only once every record was seen in order. An evaluation of a `limit`ed prefix, or one shared by data-parallel
+processes, reads a cache but writes none.
+
+Exactness. A later evaluation gets each item's features with the item and calls `model(images, features=...)`.
+With float32 storage these are the very tensors the backbone produced (restored to its output dtype), so the
+metrics are identical to an uncached evaluation (tests/run/test_feature_cache.py checks per-image metrics of a
+DIAS checkpoint). The batch size is in the identity because GPU kernels may round differently for other batch
+shapes; on CPU the ViT's per-image output does not depend on the batch (also tested), so a `limit`ed read, whose
+last batch is shorter, stays exact there. float16 storage is not exact: it moves a few argmax pixels and so
+per-image metrics (measured in the README's "Feature cache" section); it is there to halve the files on request.
+
+SLATE and SlotDiffusion also run a frozen tokenizer on the images; it stays uncached (only DINOv2's output is
+stored), so their items still carry images. Size: c·h·w·4 bytes per image in float32 (384·16·16·4 = 393 KB at
+256²: COCO val ≈ 2.0 GB, ClevrTex val ≈ 3.9 GB).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import lmdb
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from harness.data.card import data_card_fingerprint
+from harness.data.lmdb_io import LmdbReader, LmdbWriter
+from harness.data.transforms import ValTransform
+from harness.errors import HarnessError
+from harness.run.evaluate import autocast
+
+FORMAT = "harness.feature-cache/1"
+STORAGE = {"float32": torch.float32, "float16": torch.float16}
+DEFAULT_STORAGE = "float32"
+BACKBONE = "encode_backbone"  # the attribute every frozen-backbone method names its backbone by
+
+
+class FeatureCacheError(HarnessError):
+    pass
+
+
+def frozen_backbone(model: nn.Module) -> nn.Module | None:
+    """`model.encode_backbone` if the method takes precomputed features (`forward(images, features=None)`), else
+    None (e.g. `sa` and the reference rows). Refuses a backbone with trainable parameters: its output would change."""
+    backbone = getattr(model, BACKBONE, None)
+    if not isinstance(backbone, nn.Module) or "features" not in inspect.signature(model.forward).parameters:
+        return None
+    trainable = [name for name, p in backbone.named_parameters() if p.requires_grad]
+    if trainable:
+        raise FeatureCacheError(f"{type(model).__name__}.{BACKBONE} is not frozen ({trainable[0]} and "
+                                f"{len(trainable) - 1} more parameters train): its features cannot be cached")
+    return backbone
+
+
+def module_sha256(module: nn.Module) -> str:
+    """sha256 over the module's state_dict: each entry's name, dtype, shape and bytes, in order."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def autocast_in_effect(device: torch.device, amp: str) -> str:
+    """The dtype the evaluation's autocast really uses ("off" where it is a no-op, e.g. "fp16" on CPU)."""
+    context = autocast(device, amp)
+    return str(context.fast_dtype).removeprefix("torch.") if isinstance(context, torch.autocast) else "off"
+
+
+def transform_identity(dataset) -> dict:
+    transform = getattr(dataset, "transform", None)
+    if not isinstance(transform, ValTransform):
+        raise FeatureCacheError(f"{getattr(dataset, 'path', dataset)}: its transform {transform!r} is not the "
+                                "deterministic val transform, so its images (and their features) are not a function "
+                                "of the record; open the split with train=False to cache features")
+    return {"name": type(transform).__name__, **asdict(transform)}
+
+
+def cache_identity(backbone: nn.Module, dataset, *, device: torch.device, amp: str, batch_size: int,
+                   storage: str = DEFAULT_STORAGE) -> dict:
+    """Everything the cached features depend on, as plain JSON values (see the module docstring)."""
+    if storage not in STORAGE:
+        raise FeatureCacheError(f"feature cache storage must be one of {sorted(STORAGE)}, got {storage!r}")
+    card = dataset.card
+    identity = {
+        "format": FORMAT,
+        "backbone": {"sha256": module_sha256(backbone), "module": repr(backbone)},
+        "data": {"dataset": card["dataset"], "split": card["split"], "records": card["records"],
+                 "card": data_card_fingerprint(card)},
+        "transform": transform_identity(dataset),
+        "compute": {"device": device.type, "autocast": autocast_in_effect(device, amp), "batch_size": batch_size,
+                    "torch": torch.__version__, "transformers": metadata.version("transformers")},
+        "storage": storage,
+    }
+    return json.loads(json.dumps(identity, sort_keys=True))
+
+
+def cache_path(cache_dir: str | Path, identity: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+    return Path(cache_dir) / f"{identity['data']['dataset']}-{identity['data']['split']}-{digest}.lmdb"
+
+
+def _record_keys(dataset) -> list[bytes]:
+    return [k.encode() if isinstance(k, str) else k for k in dataset.keys]
+
+
+class CachedFeatures(Dataset):
+    """`base`'s items, each with "feature": the cached backbone output for its record key, in the backbone's dtype."""
+
+    def __init__(self, base, path: str | Path, identity: dict):
+        self.base, self.path = base, Path(path)
+        self._reader = LmdbReader(self.path)
+        meta = self._reader.meta or {}
+        if meta.get("identity") != identity:
+            raise FeatureCacheError(f"{self.path}: this feature cache was made for another backbone, split, "
+                                    "transform or compute setting than its name says; delete the file")
+        self._keys = _record_keys(base)
+        if self._reader.keys != self._keys:
+            raise FeatureCacheError(f"{self.path}: its record keys differ from those of {getattr(base, 'path', base)}; "
+                                    "delete the file")
+        self.keys = base.keys
+        self.dtype = getattr(torch, meta["feature_dtype"])
+        self.shape = tuple(meta["feature_shape"])
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        feature = self._reader.get(self._keys[index]).get("feature")
+        if feature is None or tuple(feature.shape) != self.shape:
+            raise FeatureCacheError(f"{self.path}: key {self._keys[index]!r}: no feature of shape {self.shape}")
+        return {**self.base[index], "feature": torch.from_numpy(feature).to(self.dtype)}
+
+
+class _Recorder:
+    """Forward hook on the backbone: stores each image's output under the next record key, in split order.
+
+    The evaluation must pass the split in order, one process, each image once: the first image of every batch is
+    compared with the split's item at that position, so a shuffled, sharded or repeated pass stops with an error
+    instead of filing features under the wrong keys."""
+
+    def __init__(self, writer: LmdbWriter, dataset, storage: str):
+        self.writer, self.dataset, self.storage = writer, dataset, STORAGE[storage]
+        self.keys = _record_keys(dataset)
+        self.seen = 0
+        self.dtype: torch.dtype | None = None
+        self.shape: tuple[int, ...] | None = None
+
+    def __call__(self, module, inputs, output: torch.Tensor) -> None:
+        if self.seen + len(output) > len(self.keys):
+            raise FeatureCacheError(f"{self.writer.path}: the backbone ran on more images than the split's "
+                                    f"{len(self.keys)}; a feature cache is written by one pass over the split")
+        if not torch.equal(inputs[0][0].cpu(), self.dataset[self.seen]["image"]):
+            raise FeatureCacheError(f"{self.writer.path}: the backbone's input is not item {self.seen} of the split; "
+                                    "a feature cache is written by one in-order pass over the split")
+        self.dtype, self.shape = output.dtype, tuple(output.shape[1:])
+        stored = output.detach().to("cpu", self.storage).numpy()
+        for image in stored:
+            self.writer.append({"feature": image}, key=self.keys[self.seen])
+            self.seen += 1
+
+    def meta(self) -> dict:
+        if self.seen != len(self.keys):
+            raise FeatureCacheError(f"{self.writer.path}: the evaluation passed {self.seen} of {len(self.keys)} "
+                                    "images through the backbone; nothing was written")
+        return {"feature_dtype": str(self.dtype).removeprefix("torch."), "feature_shape": list(self.shape)}
+
+
+@dataclass
+class CacheUse:
+    """What the cache did for one evaluation (goes into the result record's `cost`)."""
+
+    status: str  # "hit", "written", "not written: ...", "not applicable: ..."
+    path: Path | None = None
+
+    def describe(self) -> dict:
+        return {"status": self.status, "path": None if self.path is None else str(self.path)}
+
+
+@contextlib.contextmanager
+def use_feature_cache(cache_dir: str | Path | None, model: nn.Module, dataset, *, device: torch.device, amp: str,
+                      batch_size: int, limit: int | None = None, storage: str = DEFAULT_STORAGE):
+    """Yield (the dataset to evaluate, CacheUse or None) for evaluating `model` on `dataset` with `evaluate(...)`.
+
+    Hit: `dataset` wrapped so that items carry cached features. Miss over the whole split: `dataset` as it is,
+    while the backbone's outputs are recorded and written when the block ends without an error. No `cache_dir`,
+    methods without a frozen backbone and `limit`ed misses get `dataset` unchanged and nothing is written.
+    """
+    if cache_dir is None:
+        yield dataset, None
+        return
+    backbone = frozen_backbone(model)
+    if backbone is None:
+        yield dataset, CacheUse(f"not applicable: {type(model).__name__} has no frozen backbone taking features")
+        return
+    identity = cache_identity(backbone, dataset, device=device, amp=amp, batch_size=batch_size, storage=storage)
+    path = cache_path(cache_dir, identity)
+    if path.is_file():
+        yield CachedFeatures(dataset, path, identity), CacheUse("hit", path)
+        return
+    if limit is not None and limit < len(dataset):
+        yield dataset, CacheUse(f"not written: the evaluation covers {limit} of {len(dataset)} images", path)
+        return
+    if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1:
+        yield dataset, CacheUse("not written: each process of a data-parallel evaluation sees part of the split",
+                                path)
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            writer = stack.enter_context(LmdbWriter(path))
+        except (OSError, lmdb.Error) as e:
+            raise FeatureCacheError(f"{path}: cannot write a feature cache there ({e})") from None
+        recorder = _Recorder(writer, dataset, storage)
+        handle = backbone.register_forward_hook(recorder)
+        try:
+            yield dataset, CacheUse("written", path)
+        finally:
+            handle.remove()
+        writer.meta = {"identity": identity, **recorder.meta()}

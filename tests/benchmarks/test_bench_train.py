@@ -1,0 +1,31 @@
+"""One training step per method on its synthetic config (random weights, fp32, the config's batch of 32; 4 when
+benchmarks only run once as a smoke test), with the backbone run (`features=off`) or its output given as a feature
+cache would (`on`, methods with a frozen backbone). Run with
+`python -m pytest tests/benchmarks/test_bench_train.py --benchmark-enable --benchmark-group-by=group`."""
+
+import pytest
+import torch
+
+from harness.bench import train_step
+from harness.registry import get_config
+from harness.run.feature_cache import frozen_backbone
+from harness.run.train import build_model
+
+CPU = torch.device("cpu")
+CASES = [(m, f) for m in ("dias", "dinosaur", "slate", "slotdiffusion") for f in ("off", "on")] + [("sa", "off")]
+
+
+@pytest.mark.parametrize(("method", "features"), CASES)
+def test_bench_train_step(benchmark, method, features):
+    overrides = ["train.amp=off"] + (["train.batch_size=4"] if benchmark.disabled else [])
+    config = get_config(method, "synthetic", overrides)
+    torch.manual_seed(0)
+    model = build_model(config, CPU, initial=False)
+    assert (frozen_backbone(model) is not None) == (method != "sa")
+    images = torch.randn(config.train.batch_size, 3, config.resolution, config.resolution)
+    step = train_step(model, config, images, CPU, cached=features == "on")
+    benchmark.group = f"train-{method}"
+    benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["batch_size"] = config.train.batch_size
+    if benchmark.stats:
+        benchmark.extra_info["images_per_s"] = config.train.batch_size / benchmark.stats.stats.mean
