@@ -4,6 +4,11 @@ Orchestration only (DESIGN.md layering): it plans cells from the table, makes su
 loads checkpoints and evaluates through the run layer, and renders through the report layer. Each cell's record is
 written atomically when the cell is complete, and training resumes from its last checkpoint, so a killed
 `reproduce` leaves no half-written result and a rerun does only what is missing.
+
+Where the cells run is the executor's business (harness.run.launch): in this process (`--executor local`), or
+one submitit job per cell on Slurm (`--executor slurm`) or on this machine (`--executor submitit-local`), with
+the shared prerequisite stages (VQ-VAE tokenizers) trained first. Either way the report is rendered here from the
+records the cells wrote.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from harness.config import apply_overrides
 from harness.errors import HarnessError
 from harness.registry import METHODS, get_config
+from harness.run.launch import EXECUTORS, Job, Resources, SlurmOptions, make_executor
 from harness.tables import TABLES, Row, Table
 
 
@@ -91,7 +97,8 @@ def find_release_checkpoint(checkpoints: Path, cell: Cell) -> Path:
 
 
 class Runner:
-    """Runs cells in-process, one after the other (the local executor)."""
+    """Runs one cell (or one shared stage) wherever an executor calls it: in this process, or unpickled in a
+    submitit job; inside a data-parallel group every rank calls it and rank 0 writes."""
 
     def __init__(self, table: Table, *, data_dir: Path, results: Path, device: str, checkpoints: Path | None,
                  overrides: list[str] = (), progress: bool = True, eval_limit: int | None = None,
@@ -100,17 +107,26 @@ class Runner:
         self.checkpoints, self.overrides, self.progress, self.eval_limit = checkpoints, list(overrides), progress, eval_limit
         self.feature_cache = feature_cache  # frozen-backbone features reused across evaluations (identical metrics)
 
-    def stage_weights(self, config, seed: int) -> Path | None:
-        """Train (once per dataset and seed, shared by every method that needs it) or reuse the config's stage."""
-        if config.stage is None:
+    def stage_of(self, cell: Cell) -> tuple[str, str, int] | None:
+        """(stage, dataset, seed) the cell needs trained first, or None (released checkpoints hold their stage)."""
+        config = cell_config(self.table, cell.row, self.overrides)
+        if config.stage is None or (cell.trains and self.checkpoints is not None):
             return None
+        return config.stage, config.dataset, cell.seed
+
+    def trains(self, cell: Cell) -> bool:
+        """Whether the cell trains here (rather than evaluating a rule, an initialisation or a release)."""
+        return cell.trains and self.checkpoints is None
+
+    def train_stage(self, stage: str, dataset: str, seed: int) -> Path:
+        """Train (once per dataset and seed, shared by every method that needs it) or reuse a stage's weights."""
         from harness.run.train import WEIGHTS, train
 
-        run_dir = stage_run_dir(self.results, self.table, config.stage, config.dataset, seed)
+        run_dir = stage_run_dir(self.results, self.table, stage, dataset, seed)
         weights = run_dir / WEIGHTS
         if not weights.is_file():
-            train(stage_config(self.table, config.stage, config.dataset), data_dir=self.data_dir, run_dir=run_dir, seed=seed, device=self.device,
-                  progress=self.progress)
+            train(stage_config(self.table, stage, dataset), data_dir=self.data_dir, run_dir=run_dir, seed=seed,
+                  device=self.device, progress=self.progress)
         return weights
 
     def run(self, cell: Cell) -> dict:
@@ -120,20 +136,18 @@ class Runner:
         config = cell_config(self.table, cell.row, self.overrides)
         identity = {"table": self.table.name, "label": cell.row.label, "variant": cell.row.variant}
         cost: dict = {}
-        stage = None
+        needs = self.stage_of(cell)
+        stage = self.train_stage(*needs) if needs else None
         checkpoint = None
         if cell.trains and self.checkpoints is not None:
             checkpoint = find_release_checkpoint(self.checkpoints, cell)
         elif cell.trains:
-            stage = self.stage_weights(config, cell.seed)
             started = time.perf_counter()
             summary = train(config, data_dir=self.data_dir, run_dir=cell.run_dir(self.results), seed=cell.seed,
                             device=self.device, stage_weights=stage, progress=self.progress)
             checkpoint = summary.weights
             cost = {"train_seconds": time.perf_counter() - started, "train_images_per_second":
                     summary.images_per_second, "peak_memory_mb": summary.peak_memory_mb, "steps": summary.steps}
-        elif config.stage is not None:
-            stage = self.stage_weights(config, cell.seed)
         return evaluate_cell(config, data_dir=self.data_dir, checkpoint=checkpoint, seed=cell.seed,
                              output=cell.record_path(self.results), protocol=self.table.protocol, device=self.device,
                              stage_weights=stage, identity_extra=identity, cost=cost, limit=self.eval_limit,
@@ -178,27 +192,53 @@ def ensure_data(table: Table, data_dir: Path | None, *, need_train: bool) -> Pat
     return data_dir
 
 
+def resources(table: Table, *, trains: bool, device: str, gpus: int | None, minutes: int | None,
+              cpus: int | None) -> Resources:
+    """A job's resources: the table's GPU budget (or --slurm-gpus) as data-parallel processes for training jobs,
+    one process (and at most one GPU) for the rest — CPU processes and no GPU on a CPU device; the table's wall
+    time (or --slurm-time)."""
+    gpus = table.budget.gpus if gpus is None else gpus
+    processes = max(gpus, 1) if trains else 1
+    if not device.startswith("cuda"):
+        gpus = 0
+    return Resources(processes=processes, gpus=gpus if trains else min(gpus, 1), cpus=cpus,
+                     minutes=table.budget.minutes if minutes is None else minutes)
+
+
 def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = Path("runs"),
               out_dir: Path = Path("reports"), checkpoints: Path | None = None, device: str = "cpu",
               overrides: list[str] = (), allow_mixed: bool = False, progress: bool = True,
-              seeds: list[int] | None = None, feature_cache: Path | None = None):
-    """Run the table's missing cells, then aggregate and render it. Returns (tidy frame, report paths)."""
+              seeds: list[int] | None = None, feature_cache: Path | None = None, executor: str = "local",
+              gpus: int | None = None, minutes: int | None = None, cpus: int | None = None,
+              slurm: SlurmOptions | None = None):
+    """Run the table's missing cells with `executor` (harness.run.launch.EXECUTORS), then aggregate and render
+    the table. Returns (tidy frame, report paths)."""
     from harness.report import render_table, text_table
 
     table = TABLES.get(table_name)
     cells, missing = plan(table, results, seeds)
     data_dir = ensure_data(table, data_dir, need_train=checkpoints is None and any(c.trains for c in missing))
     runner = Runner(table, data_dir=data_dir, results=results, device=device, checkpoints=checkpoints,
-                    overrides=overrides, progress=progress, feature_cache=feature_cache)
+                    overrides=overrides, progress=progress and executor == "local", feature_cache=feature_cache)
+    launcher = make_executor(executor, folder=results / table.name / "jobs", device=device, slurm=slurm,
+                             name=f"harness-{table.name}")
     print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run",
           flush=True)
     started = time.perf_counter()
-    for i, cell in enumerate(missing, 1):
-        t0 = time.perf_counter()
-        record = runner.run(cell)
+    budget = dict(device=device, gpus=gpus, minutes=minutes, cpus=cpus)
+    stages = sorted({key for key in map(runner.stage_of, missing) if key is not None})
+    stage_jobs = [Job(f"stage {s}-{d}-{seed}", runner.train_stage, (s, d, seed),
+                      resources(table, trains=True, **budget)) for s, d, seed in stages]
+    for job, _ in launcher.run(stage_jobs):
+        print(f"{job.name}: trained ({time.perf_counter() - started:.0f}s total)", flush=True)
+    cell_jobs = [Job(cell.name, runner.run, (cell,), resources(table, trains=runner.trains(cell), **budget))
+                 for cell in missing]
+    t0 = time.perf_counter()
+    for i, (job, record) in enumerate(launcher.run(cell_jobs), 1):
         means = "  ".join(f"{k} {100 * v:.1f}" if v is not None else f"{k} —" for k, v in record["means"].items())
-        print(f"[{i}/{len(missing)}] {cell.name}: {means}  ({time.perf_counter() - t0:.0f}s, "
+        print(f"[{i}/{len(missing)}] {job.name}: {means}  ({time.perf_counter() - t0:.0f}s, "
               f"{time.perf_counter() - started:.0f}s total)", flush=True)
+        t0 = time.perf_counter()
     result = render_table(table, results, out_dir, published=bool(table.published), allow_mixed=allow_mixed)
     print(text_table(result.frame, table))
     for path in result.paths.values():
@@ -228,11 +268,46 @@ def register(sub) -> None:
                    help="aggregate cells that differ in protocol, data or budget (listed in the report)")
     p.add_argument("--feature-cache", type=Path, metavar="DIR",
                    help="cache frozen-backbone features in DIR across evaluations (identical metrics, faster)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: the cells one after the other in this process (default); slurm: one Slurm job per "
+                        "cell (job arrays), pre-empted jobs resubmitted and resumed; submitit-local: the same "
+                        "submitit path with subprocesses of this machine")
+    g = p.add_argument_group("cluster jobs (--executor slurm / submitit-local)")
+    g.add_argument("--slurm-gpus", type=int, metavar="N",
+                   help="GPUs per training job, one data-parallel process each (default: the table's budget, 1); "
+                        "with --device cpu, N CPU processes")
+    g.add_argument("--slurm-time", type=int, metavar="MIN", help="wall-time limit per job in minutes (default: the "
+                                                                 "table's budget; required on Slurm without one)")
+    g.add_argument("--slurm-cpus", type=int, metavar="C", help="CPUs per process (data-loader workers + 1)")
+    g.add_argument("--slurm-partition", metavar="P")
+    g.add_argument("--slurm-setup", action="append", default=[], metavar="CMD",
+                   help="a shell line run in the job before the harness, e.g. 'source .venv/bin/activate' "
+                        "(repeatable)")
+    g.add_argument("--slurm-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other sbatch parameter, e.g. account=proj or qos=high (repeatable)")
+    g.add_argument("--slurm-timeouts", type=int, default=3, metavar="N",
+                   help="how often a job may time out and be resubmitted (pre-emptions do not count)")
     p.set_defaults(func=run_reproduce)
 
 
 def run_reproduce(args) -> int:
+    from harness.run.distributed import requested_size
+
+    if requested_size() > 1:
+        raise ReproduceError("reproduce was started by a data-parallel launcher (WORLD_SIZE > 1): every process "
+                             "would run every cell. Run it as one process; data-parallel cells come from "
+                             "--executor slurm --slurm-gpus N, single runs from `torchrun ... -m harness train`")
+    extra = {}
+    for item in args.slurm_param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ReproduceError(f"--slurm-param {item!r} is not of the form KEY=VALUE")
+        extra[key.strip().replace("-", "_")] = value.strip()
+    slurm = SlurmOptions(partition=args.slurm_partition, setup=tuple(args.slurm_setup), extra=extra,
+                         max_timeouts=args.slurm_timeouts)
     reproduce(args.table, data_dir=args.data_dir, results=args.results, out_dir=args.out,
               checkpoints=args.checkpoints, device=args.device, overrides=args.overrides,
-              allow_mixed=args.allow_mixed, seeds=args.seeds, feature_cache=args.feature_cache)
+              allow_mixed=args.allow_mixed, seeds=args.seeds, feature_cache=args.feature_cache,
+              executor=args.executor, gpus=args.slurm_gpus, minutes=args.slurm_time, cpus=args.slurm_cpus,
+              slurm=slurm)
     return 0

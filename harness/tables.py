@@ -31,13 +31,17 @@ class Row:
 
 @dataclass(frozen=True)
 class Budget:
-    """Equal compute for every learned cell: optimiser steps and batch size (None = the method's own config).
-    `stage_steps`: the same for every prerequisite stage (VQ-VAE tokenizers), which the runner trains once per
-    dataset and seed and shares between the methods that need it."""
+    """Equal compute for every learned cell: optimiser steps and batch size (None = the method's own config),
+    the GPUs it trains on (data-parallel, the batch size stays global) and, for cluster executors, the wall-time
+    limit of its job in minutes (None: given on the command line). `stage_steps`: the same for every prerequisite
+    stage (VQ-VAE tokenizers), which the runner trains once per dataset and seed and shares between the methods
+    that need it."""
 
     steps: int | None = None
     batch_size: int | None = None
     stage_steps: int | None = None
+    gpus: int = 1
+    minutes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import torch
 from harness.config import config_hash, to_dict
 from harness.data import open_split
 from harness.results import make_record, write_gallery, write_record
+from harness.run.distributed import current, rank_device
 from harness.run.evaluate import evaluate
 from harness.run.feature_cache import DEFAULT_STORAGE, use_feature_cache
 from harness.run.identity import device_description, file_sha256, versions
@@ -31,8 +32,9 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
                   feature_cache: str | Path | None = None, feature_storage: str = DEFAULT_STORAGE) -> dict:
     """Evaluate `checkpoint` (weights in the authors' layout, ours or theirs) — or, with checkpoint=None, the
     method's untrained initialisation for `seed` — on `split`, and write the record (+ gallery) to `output`.
-    `feature_cache`: a directory of frozen-backbone feature caches (harness.run.feature_cache) read and written."""
-    device = torch.device(device)
+    `feature_cache`: a directory of frozen-backbone feature caches (harness.run.feature_cache) read and written.
+    In a data-parallel group the ranks share the batches and rank 0 writes; every rank returns the record."""
+    device, world = rank_device(device), current()
     if checkpoint is None:
         seed_everything(seed)
         model = build_model(config, device, stage_weights)
@@ -53,7 +55,8 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
         "config_hash": config_hash(config), "config": to_dict(config), "data_card": dataset.card,
         "checkpoint": ckpt, "eval_noise": eval_noise(config), "mask": config.eval.mask,
         "steps": config.train.steps if ckpt["kind"] != UNTRAINED else 0, "batch_size": config.train.batch_size,
-        "versions": versions(), "device": device_description(device), **(identity_extra or {}),
+        "versions": versions(), "device": device_description(device), "processes": world.size,
+        **(identity_extra or {}),
     }
     cost = {**(cost or {}), "eval_seconds": out.seconds, "eval_images_per_second": out.images / max(out.seconds, 1e-9),
             "parameters": sum(p.numel() for p in model.parameters()),
@@ -61,9 +64,11 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
     if cache_use is not None:
         cost["feature_cache"] = cache_use.describe()
     record = make_record(identity, out.per_image, cost)
-    write_record(output, record)
-    if out.gallery is not None:
-        write_gallery(output, out.gallery["image"], out.gallery["gt"], out.gallery["masks"], out.gallery["keys"])
+    if world.main:
+        write_record(output, record)
+        if out.gallery is not None:
+            write_gallery(output, out.gallery["image"], out.gallery["gt"], out.gallery["masks"], out.gallery["keys"])
+    world.barrier()  # the record exists for every rank once this returns
     return record
 
 

@@ -1,4 +1,8 @@
-"""`train` and `eval` verbs: one cell at a time (the `reproduce` verb runs whole tables)."""
+"""`train` and `eval` verbs: one cell at a time (the `reproduce` verb runs whole tables).
+
+Both run data-parallel when started by torchrun (`torchrun --nproc_per_node=K -m harness train ...`): every
+process joins the group the launcher describes (harness.run.distributed) and rank 0 prints and writes.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,12 @@ def add_config_args(p) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a config field, e.g. --set train.steps=200 (repeatable)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (under torchrun: cpu or cuda, one GPU "
+                                                   "per process)")
+    # Not "--nproc": torchrun's parser claims any later flag that abbreviates one of its own options.
+    p.add_argument("--ddp", type=int, metavar="K",
+                   help="the number of data-parallel processes this run must have: checked against torchrun's "
+                        "WORLD_SIZE, so that a run meant for K processes never trains alone (default: as launched)")
 
 
 def register(sub) -> None:
@@ -48,28 +57,35 @@ def register(sub) -> None:
 
 
 def run_train(args) -> int:
+    from harness.run.distributed import current, process_group
     from harness.run.train import train
 
     config = get_config(args.method, args.dataset, args.overrides)
-    summary = train(config, data_dir=args.data_dir, run_dir=args.out, seed=args.seed, device=args.device,
-                    worker_seeding=args.worker_seeding, stage_weights=args.stage_weights)
-    print(json.dumps({"steps": summary.steps, "seconds": round(summary.seconds, 2),
-                      "images_per_second": round(summary.images_per_second, 2),
-                      "peak_memory_mb": round(summary.peak_memory_mb, 1), "resumed_from": summary.resumed_from,
-                      "weights": str(summary.weights)}))
+    with process_group(args.device, args.ddp) as device:
+        summary = train(config, data_dir=args.data_dir, run_dir=args.out, seed=args.seed, device=device,
+                        worker_seeding=args.worker_seeding, stage_weights=args.stage_weights)
+        if current().main:
+            print(json.dumps({"steps": summary.steps, "seconds": round(summary.seconds, 2),
+                              "images_per_second": round(summary.images_per_second, 2),
+                              "peak_memory_mb": round(summary.peak_memory_mb, 1),
+                              "resumed_from": summary.resumed_from, "processes": current().size,
+                              "weights": str(summary.weights)}))
     return 0
 
 
 def run_eval(args) -> int:
     from harness.run.cell import evaluate_cell, with_eval_noise
+    from harness.run.distributed import current, process_group
 
     config = with_eval_noise(get_config(args.method, args.dataset, args.overrides), args.noise)
-    record = evaluate_cell(config, data_dir=args.data_dir, checkpoint=args.checkpoint, seed=args.seed,
-                           output=args.output, protocol=args.protocol, device=args.device, split=args.split,
-                           gallery=args.gallery, limit=args.limit, feature_cache=args.feature_cache,
-                           feature_storage=args.feature_cache_storage)
-    summary = {"output": str(args.output), "means": record["means"], "n_valid": record["n_valid"]}
-    if "feature_cache" in record["cost"]:
-        summary["feature_cache"] = record["cost"]["feature_cache"]
-    print(json.dumps(summary))
+    with process_group(args.device, args.ddp) as device:
+        record = evaluate_cell(config, data_dir=args.data_dir, checkpoint=args.checkpoint, seed=args.seed,
+                               output=args.output, protocol=args.protocol, device=device, split=args.split,
+                               gallery=args.gallery, limit=args.limit, feature_cache=args.feature_cache,
+                               feature_storage=args.feature_cache_storage)
+        if current().main:
+            summary = {"output": str(args.output), "means": record["means"], "n_valid": record["n_valid"]}
+            if "feature_cache" in record["cost"]:
+                summary["feature_cache"] = record["cost"]["feature_cache"]
+            print(json.dumps(summary))
     return 0

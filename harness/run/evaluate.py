@@ -2,8 +2,13 @@
 eval size → argmax → one-hot → per-image metrics under a protocol. The loop never knows which method it runs.
 
 Slot-initialisation noise: DIAS samples its initial slots at evaluation too, and the authors' eval.py is
-unseeded, so their numbers jitter between runs. Here the noise is drawn from a generator seeded by
-(checkpoint identity, seed): an evaluation repeats exactly, and different seeds give the authors' spread.
+unseeded, so their numbers jitter between runs. Here the noise of every batch is drawn from a generator seeded by
+(checkpoint identity, seed, batch number): an evaluation repeats exactly, different seeds give the authors' spread,
+and the result does not depend on how many processes share the batches.
+
+Data-parallel evaluation (harness.run.distributed): the batches are those of one process (batch i = items
+[i·b, (i+1)·b)); rank r evaluates batches r, r+K, r+2K, ... and every rank receives all per-image values in
+dataset order, so the metrics equal the single-process ones.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ from torch.utils.data import DataLoader
 
 from harness.data import collate
 from harness.metrics import attention_to_segments, segmentation_metrics
+from harness.run.distributed import World, current
 from harness.run.seeding import derive_seed
 
+METRIC_COLUMNS = ("ari", "ari_fg", "mbo", "miou", "valid", "valid_fg")
 IMAGENET_MEAN = torch.tensor([123.675, 116.28, 103.53])
 IMAGENET_STD = torch.tensor([58.395, 57.12, 57.375])
 
@@ -54,6 +61,12 @@ def gt_index_map(segment: torch.Tensor) -> np.ndarray:
     return torch.where(labelled, index, torch.full_like(index, -1)).cpu().numpy()
 
 
+def eval_batches(n: int, batch_size: int, world: World) -> list[tuple[int, list[int]]]:
+    """(batch number, item indices) of the evaluation batches rank `world.rank` runs, in order."""
+    return [(i, list(range(i * batch_size, min(n, (i + 1) * batch_size))))
+            for i in range(world.rank, -(-n // batch_size), world.size)]
+
+
 @torch.inference_mode()
 def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, device: torch.device,
              batch_size: int = 32, amp: str = "fp16", resolution: int | None = None, limit: int | None = None,
@@ -67,15 +80,17 @@ def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, dev
     if limit is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
         keys = keys[:len(dataset)]
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+    world = current()
+    mine = eval_batches(len(dataset), batch_size, world)
+    loader = DataLoader(dataset, batch_sampler=[items for _, items in mine], collate_fn=collate,
+                        num_workers=num_workers)
     was_training = model.training
     model.eval()
-    columns = {k: [] for k in ("ari", "ari_fg", "mbo", "miou", "valid", "valid_fg")}
-    shown: dict = {"image": [], "gt": [], "masks": {}}
+    parts = []  # per batch: (number, {metric: values}, gallery pieces or None)
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(derive_seed("eval-noise", *noise_seed))
-        for batch in loader:
+        for (number, items), batch in zip(mine, loader):
+            torch.manual_seed(derive_seed("eval-noise", *noise_seed, number))
             images = batch["image"].to(device, non_blocking=True)
             gt = batch["segment"].to(device, non_blocking=True)  # (b,R,R,S) bool
             size = resolution or gt.shape[1]
@@ -86,25 +101,26 @@ def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, dev
                 raise KeyError(f"model output has no mask {mask!r}; it has {sorted(out.masks)}")
             pred = attention_to_segments(out.masks[mask].float(), size)
             metrics = segmentation_metrics(pred, gt.flatten(1, 2), protocol=protocol)
-            for k in columns:
-                columns[k].append(metrics[k].cpu())
-            collected = sum(len(x) for x in shown["image"])
-            if collected < gallery:
-                take = gallery - collected
-                shown["image"].append(denormalise(images[:take]))
-                shown["gt"].append(gt_index_map(gt[:take]))
-                for name, attn in out.masks.items():
-                    index = attention_to_segments(attn[:take].float(), size).to(torch.uint8).argmax(-1)
-                    shown["masks"].setdefault(name, []).append(index.view(-1, size, size).cpu().numpy())
+            shown = None
+            take = gallery - items[0]
+            if take > 0:
+                shown = {"image": denormalise(images[:take]), "gt": gt_index_map(gt[:take]),
+                         "masks": {name: attention_to_segments(attn[:take].float(), size).to(torch.uint8)
+                                   .argmax(-1).view(-1, size, size).cpu().numpy()
+                                   for name, attn in out.masks.items()}}
+            parts.append((number, {k: metrics[k].cpu().tolist() for k in METRIC_COLUMNS}, shown))
             if progress is not None:
                 progress.update(len(images))
     model.train(was_training)
-    per_image = {k: torch.cat(v).tolist() if v else [] for k, v in columns.items()}
+    parts = sorted((p for rank_parts in world.gather(parts) for p in rank_parts), key=lambda p: p[0])
+    per_image = {k: [v for _, values, _ in parts for v in values[k]] for k in METRIC_COLUMNS}
     per_image["keys"] = keys
+    shown = [g for _, _, g in parts if g is not None]
     out_gallery = None
-    if gallery and shown["image"]:
-        out_gallery = {"image": np.concatenate(shown["image"]), "gt": np.concatenate(shown["gt"]),
-                       "masks": {k: np.concatenate(v) for k, v in shown["masks"].items()},
+    if shown:
+        out_gallery = {"image": np.concatenate([g["image"] for g in shown]),
+                       "gt": np.concatenate([g["gt"] for g in shown]),
+                       "masks": {k: np.concatenate([g["masks"][k] for g in shown]) for k in shown[0]["masks"]},
                        "keys": keys[:gallery]}
     return EvalOutput(per_image, out_gallery, len(keys), time.perf_counter() - start)
 
@@ -115,18 +131,23 @@ def mean_losses(model, dataset, *, device: torch.device, batch_size: int, amp: s
     """Mean of each loss term over the first `limit` images: the validation of a stage, which has no masks."""
     if limit is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
+    world = current()
+    mine = eval_batches(len(dataset), batch_size, world)
     was_training = model.training
     model.eval()
-    sums: dict[str, float] = {}
-    count = 0
+    parts = []  # per batch: (number, {name: sum over its images})
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(derive_seed("val-losses", *noise_seed))
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        loader = DataLoader(dataset, batch_sampler=[items for _, items in mine], collate_fn=collate)
+        for (number, _), batch in zip(mine, loader):
+            torch.manual_seed(derive_seed("val-losses", *noise_seed, number))
             images = batch["image"].to(device)
             with autocast(device, amp):
                 out = model(images)
-            for name, value in out.losses.items():
-                sums[name] = sums.get(name, 0.0) + float(value) * len(images)
-            count += len(images)
+            parts.append((number, {name: float(value) * len(images) for name, value in out.losses.items()}))
     model.train(was_training)
-    return {f"loss_{name}": total / max(count, 1) for name, total in sums.items()}
+    parts = sorted((p for rank_parts in world.gather(parts) for p in rank_parts), key=lambda p: p[0])
+    sums: dict[str, float] = {}
+    for _, batch_sums in parts:
+        for name, total in batch_sums.items():
+            sums[name] = sums.get(name, 0.0) + total
+    return {f"loss_{name}": total / max(len(dataset), 1) for name, total in sums.items()}

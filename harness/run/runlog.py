@@ -1,7 +1,8 @@
 """Training logs: CSV files (train.csv every `every` steps, val.csv at each validation) and TensorBoard.
 
 A resumed run first drops the rows a killed run wrote after its last checkpoint, so a log never holds a step
-twice; TensorBoard's `purge_step` does the same for its event files.
+twice; TensorBoard's `purge_step` does the same for its event files. In a data-parallel run only rank 0 logs
+(`enabled=False` elsewhere: nothing is read, truncated or written).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from harness.io import atomic_write_text
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool = True):
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, resume_step: int, tensorboard: bool = True, enabled: bool = True):
+        self.run_dir, self.enabled = run_dir, enabled
+        self.tb = None
+        if not enabled:
+            return
         for name in ("train.csv", "val.csv"):
             self._truncate(run_dir / name, resume_step)
-        self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -36,6 +39,8 @@ class RunLog:
         atomic_write_text(path, "\n".join(lines) + "\n")
 
     def write(self, name: str, step: int, values: dict) -> None:
+        if not self.enabled:
+            return
         path = self.run_dir / f"{name}.csv"
         row = {"step": step, **values}
         new = not path.exists()

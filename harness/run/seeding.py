@@ -32,27 +32,36 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict:
-    """All global RNG states as plain tensors/lists, loadable with torch.load(weights_only=True)."""
+def seed_rank(seed: int, rank: int) -> None:
+    """Give data-parallel rank `rank` its own stream for the model's randomness (slot noise, decoder masks,
+    dropout), once the model is built (identically on every rank). Rank 0 goes on with the run's stream, so a
+    one-process run draws exactly what a plain run draws; rank r > 0 draws from (seed, r)."""
+    if rank:
+        seed_everything(derive_seed(seed, "rank", rank))
+
+
+def rng_state(device: torch.device | None = None) -> dict:
+    """All global RNG states as plain tensors/lists, loadable with torch.load(weights_only=True). Of CUDA, only
+    the training device's: touching every GPU would open a context on each from every data-parallel rank."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 class PerSampleSeeded(Dataset):

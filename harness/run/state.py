@@ -1,8 +1,9 @@
 """The full training state in one file, written atomically: a killed run resumes from it bit-identically (on CPU).
 
 Contents: model and optimiser state, GradScaler state, the step, the data-loader position (epoch and batches
-consumed in it), every global RNG state, and the config hash and seed it belongs to (a resume under another
-recipe is refused rather than silently mixed).
+consumed in it), every global RNG state of every data-parallel rank (`rng`, a list in rank order), the number of
+processes, and the config hash and seed it belongs to (a resume under another recipe, or with another number of
+processes whose RNG streams the file does not hold, is refused rather than silently mixed).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def save_train_state(path: str | Path, **state) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_train_state(path: str | Path, *, config_hash: str, seed: int) -> dict:
+def load_train_state(path: str | Path, *, config_hash: str, seed: int, world_size: int = 1) -> dict:
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -40,4 +41,10 @@ def load_train_state(path: str | Path, *, config_hash: str, seed: int) -> dict:
                 f"{path}: belongs to {field}={state.get(field)!r}, this run has {field}={expected!r}; "
                 "use another run directory or delete the file to start over"
             )
+    if state.get("world_size") != world_size:
+        raise TrainStateError(
+            f"{path}: was written by a run of {state.get('world_size')} process(es), this run has {world_size}; "
+            "resume with the same number of processes (each one continues its own random stream), or use "
+            "another run directory"
+        )
     return state

@@ -6,6 +6,16 @@ A run directory holds: train_state.pt (everything needed to resume; rewritten at
 authors' checkpoint layout, written at the end), train.csv / val.csv / tensorboard/ (logs) and run.json (wall
 time, images/s, peak memory, device, versions). Calling `train` on a directory with a train_state.pt resumes it;
 on CPU the result is bit-identical to an uninterrupted run.
+
+Data-parallel (inside a process group, harness.run.distributed; e.g. under torchrun): DistributedDataParallel
+around the model, `train.batch_size` stays the global batch B and each of the K ranks takes its B/K shard of it
+(harness.run.loader), so the ranks together see the single-process batches. Each rank's loss is the mean over its
+shard times loss_scale (1 for full batches), DDP averages the gradients: the update is the one of the mean over B
+— exact because every method's loss terms are plain means over equally-sized per-image terms (MSE, cross-entropy,
+LPIPS means; no batch statistics such as BatchNorm). The model's own randomness is per rank (seeding.seed_rank),
+augmentation per sample as in one process. Validation is sharded and gathered (evaluate.py). Rank 0 alone writes;
+train_state.pt holds every rank's RNG state, so a run resumes with the same number of processes. All trainable
+parameters take part in every forward of every method, hence find_unused_parameters=False.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from harness.config import config_hash, to_dict
@@ -27,12 +38,13 @@ from harness.metrics import DEFAULT_PROTOCOL
 from harness.metrics.aggregate import dataset_means
 from harness.nn.checkpoint import load_weights, save_weights
 from harness.registry import METHODS
+from harness.run.distributed import current, rank_device
 from harness.run.evaluate import autocast, evaluate, mean_losses
 from harness.run.identity import device_description, peak_memory_mb, versions
-from harness.run.loader import train_loader
+from harness.run.loader import loss_scale, shard, train_loader
 from harness.run.runlog import RunLog
 from harness.run.schedules import learning_rate, loss_weights
-from harness.run.seeding import rng_state, seed_everything, set_rng_state
+from harness.run.seeding import rng_state, seed_everything, seed_rank, set_rng_state
 from harness.run.state import TRAIN_STATE, load_train_state, save_train_state
 
 WEIGHTS = "weights.pth"
@@ -80,12 +92,13 @@ def build_model(config, device: torch.device, stage_weights: str | Path | None =
 def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, device: str | torch.device = "cpu",
           worker_seeding: str = "per-sample", stage_weights: str | Path | None = None, progress: bool = True,
           log_every: int = 10) -> TrainSummary:
-    run_dir, device, tc = Path(run_dir), torch.device(device), config.train
+    run_dir, device, tc, world = Path(run_dir), rank_device(device), config.train, current()
     run_dir.mkdir(parents=True, exist_ok=True)
     chash = config_hash(config)
     seed_everything(seed)
 
     model = build_model(config, device, stage_weights)
+    seed_rank(seed, world.rank)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=0.0)  # the lr is set from the schedule before every step
     scaler = torch.amp.GradScaler(device.type, enabled=tc.amp == "fp16" and device.type == "cuda")
@@ -94,19 +107,21 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     val_set = open_split(data_dir, config.dataset, "val")
     loader, position = train_loader(train_set, batch_size=tc.batch_size, seed=seed, num_workers=tc.num_workers,
                                     collate_fn=collate, worker_seeding=worker_seeding,
-                                    pin_memory=device.type == "cuda")
+                                    pin_memory=device.type == "cuda", rank=world.rank, world=world.size)
 
     step, epoch, consumed = 0, 0, 0
     state_path = run_dir / TRAIN_STATE
     if state_path.exists():
-        state = load_train_state(state_path, config_hash=chash, seed=seed)
+        state = load_train_state(state_path, config_hash=chash, seed=seed, world_size=world.size)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         step, epoch, consumed = state["step"], state["epoch"], state["consumed"]
-        set_rng_state(state["rng"])
+        set_rng_state(state["rng"][world.rank], device)
+    net = model if world.size == 1 else DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
     resumed_from = step
-    log = RunLog(run_dir, resume_step=step)
+    log = RunLog(run_dir, resume_step=step, enabled=world.main)
     checkpoint_every = tc.checkpoint_interval or tc.val_interval
 
     saved_step = step if state_path.exists() else None
@@ -114,12 +129,14 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     def save_state() -> None:
         nonlocal saved_step
         saved_step = step
-        save_train_state(state_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                         scaler=scaler.state_dict(), step=step, epoch=epoch, consumed=consumed, rng=rng_state(),
-                         config_hash=chash, seed=seed)
+        rngs = world.gather(rng_state(device))  # every rank's own stream, so that each resumes its own
+        if world.main:
+            save_train_state(state_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                             scaler=scaler.state_dict(), step=step, epoch=epoch, consumed=consumed, rng=rngs,
+                             world_size=world.size, config_hash=chash, seed=seed)
 
     bar = tqdm(total=tc.steps, initial=step, desc=f"{config.method}/{config.dataset}/{seed}", unit="step",
-               disable=not progress, leave=False)
+               disable=not (progress and world.main), leave=False)
     started, images_seen = time.perf_counter(), 0
     model.train()
     while step < tc.steps:
@@ -128,16 +145,19 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
             lr = learning_rate(step, tc)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            # this rank's share of the global batch: its mean loss × scale, averaged by DDP = the global mean
+            scale = loss_scale(len(train_set), tc.batch_size, consumed, world.rank, world.size)
             images = batch["image"].to(device, non_blocking=True)
             with autocast(device, tc.amp):
-                out = model(images)
+                out = net(images)
             terms = {name: value.float() for name, value in out.losses.items()}
             weights = loss_weights(step, tc, terms)
-            for name, value in terms.items():
+            batch_terms = world.average({name: value * scale for name, value in terms.items()})  # global means
+            for name, value in batch_terms.items():
                 if not torch.isfinite(value):
                     raise NonFiniteLoss(f"step {step}: loss term {name!r} is {value.item()}; the last good "
                                         f"checkpoint (step {saved_step}) is kept in {state_path}")
-            loss = sum(weights[name] * value for name, value in terms.items())
+            loss = sum(weights[name] * value for name, value in terms.items()) * scale
 
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -148,16 +168,18 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
                                     f"checkpoint (step {saved_step}) is kept in {state_path}")
             scaler.step(optimizer)
             scaler.update()
+            images_seen += shard(len(train_set), tc.batch_size, consumed, world.rank, world.size)[0]  # global
             step, consumed = step + 1, consumed + 1
-            images_seen += len(images)
             bar.update(1)
 
             if step % log_every == 0 or step == tc.steps:
                 rate = images_seen / max(time.perf_counter() - started, 1e-9)
-                log.write("train", step, {"lr": lr, "loss": loss.item(), **{k: v.item() for k, v in terms.items()},
+                batch_loss = sum(weights[name] * value for name, value in batch_terms.items())
+                log.write("train", step, {"lr": lr, "loss": batch_loss.item(),
+                                          **{k: v.item() for k, v in batch_terms.items()},
                                           **{f"w_{k}": w for k, w in weights.items()},
                                           "grad_norm": grad_norm.item(), "images_per_s": rate})
-                bar.set_postfix(loss=f"{loss.item():.4f}")
+                bar.set_postfix(loss=f"{batch_loss.item():.4f}")
             if step % tc.val_interval == 0 or step == tc.steps:
                 log.write("val", step, validate(model, config, val_set, device, (chash, seed, step)))
             if step % checkpoint_every == 0 or step == tc.steps:
@@ -171,15 +193,18 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
 
     seconds = time.perf_counter() - started
     weights_path = run_dir / WEIGHTS
-    save_weights(model, weights_path)
     summary = TrainSummary(step, seconds, images_seen / max(seconds, 1e-9), peak_memory_mb(device), resumed_from,
                            weights_path)
-    record = {"method": config.method, "dataset": config.dataset, "seed": seed, "config_hash": chash,
-              "config": to_dict(config), "steps": step, "resumed_from": resumed_from,
-              "seconds_this_session": seconds, "images_per_second": summary.images_per_second,
-              "peak_memory_mb": summary.peak_memory_mb, "device": device_description(device),
-              "train_card": train_set.card, "worker_seeding": worker_seeding, "versions": versions()}
-    atomic_write_text(run_dir / SUMMARY, json.dumps(record, indent=1, default=str) + "\n")
+    if world.main:
+        save_weights(model, weights_path)
+        record = {"method": config.method, "dataset": config.dataset, "seed": seed, "config_hash": chash,
+                  "config": to_dict(config), "steps": step, "resumed_from": resumed_from,
+                  "seconds_this_session": seconds, "images_per_second": summary.images_per_second,
+                  "peak_memory_mb": summary.peak_memory_mb, "device": device_description(device),
+                  "processes": world.size, "train_card": train_set.card, "worker_seeding": worker_seeding,
+                  "versions": versions()}
+        atomic_write_text(run_dir / SUMMARY, json.dumps(record, indent=1, default=str) + "\n")
+    world.barrier()  # the weights exist for every rank once train returns
     return summary
 
 
