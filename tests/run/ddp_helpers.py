@@ -42,10 +42,11 @@ def train_dinosaur(synth: Path, run_dir: Path):
                            progress=False, log_every=1)
 
 
-def evaluate_both(synth: Path, weights: Path, out: Path) -> None:
-    """A trained DINOSAUR (weights) and an untrained DIAS, whose slot noise is sampled at evaluation too."""
+def evaluate_both(synth: Path, weights: Path, out: Path, feature_cache: Path) -> None:
+    """A trained DINOSAUR (weights; its DINOv2 features from `feature_cache`, written by the single process and
+    read by the ranks) and an untrained DIAS, whose slot noise is sampled at evaluation too."""
     evaluate_cell(get_config("dinosaur", "synthetic", DINOSAUR), data_dir=synth, checkpoint=weights, seed=SEED,
-                  output=out / "dinosaur.json", gallery=10)
+                  output=out / "dinosaur.json", gallery=10, feature_cache=feature_cache)
     evaluate_cell(get_config("dias", "synthetic", DIAS_EVAL), data_dir=synth, checkpoint=None, seed=SEED,
                   output=out / "dias.json", gallery=0)
 
@@ -98,4 +99,4 @@ def worker(rank: int, world: int, port: int, synth: Path, out: Path, weights: Pa
         real_ddp, run_train.DistributedDataParallel = run_train.DistributedDataParallel, lambda model, **kw: model
         train_dinosaur(synth, out / "no-grad-sync")
         run_train.DistributedDataParallel = real_ddp
-        evaluate_both(synth, weights, out / "eval")
+        evaluate_both(synth, weights, out / "eval", out / "feature-cache")

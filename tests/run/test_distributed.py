@@ -135,7 +135,7 @@ def test_two_processes_at_half_batch_train_and_evaluate_like_one(tmp_path, ddp_s
     try:
         monkeypatch.setattr(run_train, "build_model", ddp_helpers.deterministic(run_train.build_model))
         single = ddp_helpers.train_dinosaur(ddp_synth, tmp_path / "single")
-        ddp_helpers.evaluate_both(ddp_synth, single.weights, tmp_path / "single-eval")
+        ddp_helpers.evaluate_both(ddp_synth, single.weights, tmp_path / "single-eval", tmp_path / "feature-cache")
         mp.spawn(ddp_helpers.worker, args=(2, free_port(), ddp_synth, tmp_path, single.weights), nprocs=2)
     finally:
         torch.set_num_threads(threads)
@@ -166,12 +166,15 @@ def test_two_processes_at_half_batch_train_and_evaluate_like_one(tmp_path, ddp_s
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4), (a["step"], key)
     assert read_csv(tmp_path / "single" / "val.csv") == read_csv(tmp_path / "ddp" / "val.csv")
 
-    # sharded evaluation of the same weights: identical per-image ledgers in dataset order, and galleries
+    # sharded evaluation of the same weights (DINOSAUR from cached features): identical per-image ledgers in dataset
+    # order, and galleries
     for name in ("dinosaur", "dias"):
         a = json.loads((tmp_path / "single-eval" / f"{name}.json").read_text())
         b = json.loads((tmp_path / "eval" / f"{name}.json").read_text())
         assert a["per_image"] == b["per_image"] and a["means"] == b["means"], name
         assert b["identity"]["processes"] == 2 and len(b["per_image"]["keys"]) == 16
+    assert [json.loads((tmp_path / d / "dinosaur.json").read_text())["cost"]["feature_cache"]["status"]
+            for d in ("single-eval", "eval")] == ["written", "hit"]
     ga = dict(np.load(tmp_path / "single-eval" / "dinosaur.gallery.npz"))
     gb = dict(np.load(tmp_path / "eval" / "dinosaur.gallery.npz"))
     assert ga.keys() == gb.keys() and all((ga[k] == gb[k]).all() for k in ga)
@@ -180,10 +183,12 @@ def test_two_processes_at_half_batch_train_and_evaluate_like_one(tmp_path, ddp_s
 # ---- the real entry point under torchrun ----------------------------------------------------------------------------
 
 def test_torchrun_runs_the_train_verb(tmp_path, ddp_synth):
+    """`torchrun -m harness train` as the README has it (vanilla SA: the quickest method to start)."""
     out = tmp_path / "run"
-    overrides = [a for o in ddp_helpers.DINOSAUR + ["train.steps=2"] for a in ("--set", o)]
+    overrides = [a for o in ("train.steps=2", "train.batch_size=4", "train.amp=off", "eval.batch_size=8")
+                 for a in ("--set", o)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(free_port()),
-           "-m", "harness", "train", "--method", "dinosaur", "--dataset", "synthetic", "--data-dir", str(ddp_synth),
+           "-m", "harness", "train", "--method", "sa", "--dataset", "synthetic", "--data-dir", str(ddp_synth),
            "--seed", "1", "--out", str(out), "--ddp", "2"] + overrides
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
