@@ -219,7 +219,6 @@ def test_no_method_uses_batch_statistics():
     assert len(found) >= 7 and not any(found.values()), found
 
 
-@pytest.mark.slow
 def test_every_trainable_parameter_gets_a_gradient():
     """DDP runs with find_unused_parameters=False: a trainable parameter without a gradient would stall it."""
     unused = {}
