@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from harness import synthetic
 from harness.config import TrainConfig
-from harness.data import DATASETS as DATASET_SPECS, SynthConfig
+from harness.data import DATASETS as DATASET_SPECS
 from harness.errors import HarnessError
 
 # The authors' datasets and their slot counts (SPEC §3.7; the same for every method: harness.data.DATASETS).
 DATASETS = ("clevrtex", "coco", "voc")
 SLOTS = {name: DATASET_SPECS.get(name).num_slots for name in DATASETS}
 
-# The synthetic data's default image side and the slot count every method uses on it.
-SYNTHETIC_RESOLUTION = SynthConfig().resolution
-SYNTHETIC_SLOTS = DATASET_SPECS.get("synthetic").num_slots
+# The synthetic data's image side and the slot count every method uses on it (harness.synthetic).
+SYNTHETIC_RESOLUTION = synthetic.RESOLUTION
+SYNTHETIC_SLOTS = synthetic.SLOTS
 
 
 class BaselineConfigError(HarnessError):

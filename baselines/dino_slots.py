@@ -14,13 +14,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from baselines.common import BaselineConfigError
 from harness.config import MethodConfig
 from harness.nn.dinov2 import DinoV2Spec, make_encoder
 from harness.nn.initializers import NormalSeparate
 from harness.nn.mlp import MLP
 from harness.nn.slot_attention import SlotAttention, zero_biases
-
-from baselines.common import BaselineConfigError
 
 # Frozen parts (parameter names without the checkpoint's "m." prefix).
 FREEZE_BACKBONE = r"encode_backbone\..*"
@@ -47,12 +46,6 @@ class DinoSlotConfig(MethodConfig):
     def feature_side(self) -> int:
         """Side of the backbone's token grid (16 for 256² input at scale 0.875 and patch 14)."""
         return int(self.resolution * self.backbone_scale) // self.backbone.patch
-
-
-def tiny_backbone() -> DinoV2Spec:
-    """The small CPU configs' ViT: 32² input at scale 1, patch 4 ⇒ 8×8 tokens; a small LayerScale keeps the
-    random frozen features close to the patch embedding (each patch's colour) rather than a random mixture."""
-    return DinoV2Spec(hidden=64, layers=2, heads=4, patch=4, image_size=32, registers=0, layerscale_init=0.1)
 
 
 class DinoSlotModel(nn.Module):

@@ -15,15 +15,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.common import (
+    DATASETS,
+    SLOTS,
+    SYNTHETIC_RESOLUTION,
+    SYNTHETIC_SLOTS,
+    vvo_train,
+)
+from baselines.dino_slots import FREEZE_BACKBONE, DinoSlotConfig, DinoSlotModel
+from harness import synthetic
 from harness.config import EvalConfig
 from harness.nn.dinov2 import DinoV2Spec
 from harness.nn.mlp import MLP
 from harness.nn.output import ModelOutput
 from harness.nn.posembed import LearntPositionalEmbedding
 from harness.registry import register_config, register_method
-
-from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, vvo_train
-from baselines.dino_slots import FREEZE_BACKBONE, DinoSlotConfig, DinoSlotModel, tiny_backbone
 
 
 @dataclass(kw_only=True)
@@ -83,12 +89,11 @@ def _full(dataset: str) -> DinosaurConfig:
 
 
 def _synthetic() -> DinosaurConfig:
-    steps = 3_000
     return DinosaurConfig(
         method="dinosaur", dataset="synthetic", num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
-        backbone=tiny_backbone(), backbone_scale=1.0, pretrained=None,
+        backbone=synthetic.backbone(registers=0), backbone_scale=1.0, pretrained=None,
         slot_dim=64, project_hidden=128, ffn_dim=128, decoder_hidden=128,
-        train=vvo_train(steps=steps, lr=4e-4, amp="bf16", num_workers=0, freeze=[FREEZE_BACKBONE]),
+        train=synthetic.train_config(lr=4e-4, amp="bf16", freeze=[FREEZE_BACKBONE]),
         eval=EvalConfig(mask="decoder", resolution=SYNTHETIC_RESOLUTION, amp="off"),
     )
 

@@ -23,14 +23,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.common import (
+    DATASETS,
+    SLOTS,
+    SYNTHETIC_RESOLUTION,
+    SYNTHETIC_SLOTS,
+    BaselineConfigError,
+    vvo_train,
+)
+from harness import synthetic
 from harness.config import EvalConfig, MethodConfig
 from harness.nn.initializers import NormalShared
 from harness.nn.output import ModelOutput
 from harness.nn.slot_attention import SlotAttention
 from harness.registry import register_config, register_method
-
-from baselines.common import (DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, BaselineConfigError,
-                              vvo_train)
 
 
 @dataclass(kw_only=True)
@@ -137,11 +143,10 @@ def _full(dataset: str) -> SAConfig:
 
 
 def _synthetic() -> SAConfig:
-    steps = 3_000
     return SAConfig(
         method="sa", dataset="synthetic", num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
-        internal_resolution=SYNTHETIC_RESOLUTION, channels=32,
-        train=vvo_train(steps=steps, lr=4e-4, amp="bf16", num_workers=0),
+        internal_resolution=SYNTHETIC_RESOLUTION, channels=32, kernel_size=3,
+        train=synthetic.train_config(lr=1e-3, amp="bf16"),
         eval=EvalConfig(mask="decoder", resolution=SYNTHETIC_RESOLUTION, amp="off"),
     )
 

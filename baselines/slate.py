@@ -17,17 +17,35 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.common import (
+    DATASETS,
+    SLOTS,
+    SYNTHETIC_RESOLUTION,
+    SYNTHETIC_SLOTS,
+    BaselineConfigError,
+    vvo_train,
+)
+from baselines.dino_slots import (
+    FREEZE_BACKBONE,
+    FREEZE_MEDIAT,
+    DinoSlotConfig,
+    DinoSlotModel,
+)
+from baselines.vqvae import (
+    CODE_DIM,
+    SYNTHETIC_CODE_DIM,
+    VQVAE,
+    StageUser,
+    TokenizerSpec,
+    full_tokenizer,
+    synthetic_tokenizer,
+)
+from harness import synthetic
 from harness.config import EvalConfig
 from harness.nn.dinov2 import DinoV2Spec
 from harness.nn.output import ModelOutput
 from harness.nn.posembed import LearntPositionalEmbedding
 from harness.registry import register_config, register_method
-
-from baselines.common import (DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, BaselineConfigError,
-                              vvo_train)
-from baselines.dino_slots import FREEZE_BACKBONE, FREEZE_MEDIAT, DinoSlotConfig, DinoSlotModel, tiny_backbone
-from baselines.vqvae import (CODE_DIM, SYNTHETIC_CODE_DIM, VQVAE, StageUser, TokenizerSpec, full_tokenizer,
-                             synthetic_tokenizer)
 
 STAGE = "vqvae-c256"
 
@@ -111,13 +129,12 @@ def _full(dataset: str) -> SlateConfig:
 
 
 def _synthetic() -> SlateConfig:
-    steps = 3_000
     return SlateConfig(
         method="slate", dataset="synthetic", num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
-        stage=STAGE, backbone=tiny_backbone(), backbone_scale=1.0, pretrained=None,
+        stage=STAGE, backbone=synthetic.backbone(registers=0), backbone_scale=1.0, pretrained=None,
         tokenizer=synthetic_tokenizer(SYNTHETIC_CODE_DIM[STAGE]), slot_dim=64, project_hidden=128, ffn_dim=128,
         decoder_layers=2, decoder_ffn=128,
-        train=vvo_train(steps=steps, lr=4e-4, amp="bf16", num_workers=0, freeze=[FREEZE_BACKBONE, FREEZE_MEDIAT]),
+        train=synthetic.train_config(lr=4e-4, amp="off", freeze=[FREEZE_BACKBONE, FREEZE_MEDIAT]),
         eval=EvalConfig(mask="aggregator", resolution=SYNTHETIC_RESOLUTION, amp="off"),
     )
 

@@ -21,15 +21,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.common import (
+    DATASETS,
+    SLOTS,
+    SYNTHETIC_RESOLUTION,
+    SYNTHETIC_SLOTS,
+    vvo_train,
+)
+from baselines.dino_slots import (
+    FREEZE_BACKBONE,
+    FREEZE_MEDIAT,
+    DinoSlotConfig,
+    DinoSlotModel,
+)
+from baselines.vqvae import (
+    CODE_DIM,
+    SYNTHETIC_CODE_DIM,
+    VQVAE,
+    StageUser,
+    TokenizerSpec,
+    full_tokenizer,
+    synthetic_tokenizer,
+)
+from harness import synthetic
 from harness.config import EvalConfig
 from harness.nn.dinov2 import DinoV2Spec
 from harness.nn.output import ModelOutput
 from harness.registry import register_config, register_method
-
-from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, vvo_train
-from baselines.dino_slots import FREEZE_BACKBONE, FREEZE_MEDIAT, DinoSlotConfig, DinoSlotModel, tiny_backbone
-from baselines.vqvae import (CODE_DIM, SYNTHETIC_CODE_DIM, VQVAE, StageUser, TokenizerSpec, full_tokenizer,
-                             synthetic_tokenizer)
 
 STAGE = "vqvae-c4"
 
@@ -58,7 +76,10 @@ class ConditionDiffusionDecoder(nn.Module):
 
     def __init__(self, config: SlotDiffusionConfig):
         super().__init__()
-        from diffusers import DDPMScheduler, UNet2DConditionModel  # slow import: only where a UNet is built
+        from diffusers import (  # slow import: only where a UNet is built
+            DDPMScheduler,
+            UNet2DConditionModel,
+        )
 
         self.scheduler = DDPMScheduler(**SCHEDULER)
         code_dim = config.tokenizer.code_dim
@@ -118,13 +139,12 @@ def _full(dataset: str) -> SlotDiffusionConfig:
 
 
 def _synthetic() -> SlotDiffusionConfig:
-    steps = 3_000
     return SlotDiffusionConfig(
         method="slotdiffusion", dataset="synthetic", num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
-        stage=STAGE, backbone=tiny_backbone(), backbone_scale=1.0, pretrained=None,
+        stage=STAGE, backbone=synthetic.backbone(registers=0), backbone_scale=1.0, pretrained=None,
         tokenizer=synthetic_tokenizer(SYNTHETIC_CODE_DIM[STAGE]), slot_dim=64, project_hidden=128, ffn_dim=128,
         unet_channels=(32, 32, 64, 64), unet_layers_per_block=1, unet_norm_groups=8,
-        train=vvo_train(steps=steps, lr=4e-4, amp="bf16", num_workers=0, freeze=[FREEZE_BACKBONE, FREEZE_MEDIAT]),
+        train=synthetic.train_config(lr=4e-4, amp="off", freeze=[FREEZE_BACKBONE, FREEZE_MEDIAT]),
         eval=EvalConfig(mask="aggregator", resolution=SYNTHETIC_RESOLUTION, amp="off"),
     )
 

@@ -23,14 +23,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.common import (
+    DATASETS,
+    SYNTHETIC_RESOLUTION,
+    BaselineConfigError,
+    vvo_train,
+)
+from baselines.taesd import (
+    TaesdDecoder,
+    TaesdEncoder,
+    TaesdSpec,
+    build_autoencoder_tiny,
+)
+from harness import synthetic
 from harness.config import EvalConfig, MethodConfig, WeightSchedule
 from harness.nn.checkpoint import load_by_prefix_order
 from harness.nn.dinov2 import Interpolate
 from harness.nn.output import ModelOutput
 from harness.registry import get_config, register_config, register_method
-
-from baselines.common import DATASETS, SYNTHETIC_RESOLUTION, BaselineConfigError, vvo_train
-from baselines.taesd import TaesdDecoder, TaesdEncoder, TaesdSpec, build_autoencoder_tiny
 
 # The authors' ckpt_map for loading a stage into a method (target prefix ← source prefix, SPEC §3.6).
 STAGE_CKPT_MAP = (("mediat.encode.", "encode."), ("mediat.codebook.", "codebook."))
@@ -199,12 +209,12 @@ def _full(name: str, dataset: str) -> VQVAEConfig:
 
 
 def _synthetic(name: str) -> VQVAEConfig:
-    steps = 2_000
     return VQVAEConfig(
         method=name, dataset="synthetic", resolution=SYNTHETIC_RESOLUTION, pretrained=None,
         tokenizer=synthetic_tokenizer(SYNTHETIC_CODE_DIM[name]),
-        train=vvo_train(steps=steps, lr=2e-3, amp="bf16", num_workers=0,
-                        loss_weights={"commit": WeightSchedule(end=0.25)}),
+        train=synthetic.train_config(lr=2e-3, amp="bf16", steps=synthetic.STAGE_STEPS,
+                                     batch_size=synthetic.STAGE_BATCH_SIZE,
+                                     loss_weights={"commit": WeightSchedule(end=0.25)}),
         eval=EvalConfig(mask="", resolution=SYNTHETIC_RESOLUTION, amp="off"),
     )
 

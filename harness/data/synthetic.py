@@ -1,12 +1,12 @@
 """The project's synthetic multi-object dataset: the embedded default data for the CPU demo and the tests.
 
-Scenes of 2–4 large, occluding objects (circle / square / triangle, rotated) in saturated colours, some
+Scenes of 2–3 large, occluding objects (circle / square / triangle, rotated) in saturated colours, some
 striped or checkered, on a light low-saturation background with a gradient and pixel noise. Masks are exact:
 an object's index covers the pixels where it is visible (painting order decides occlusion). Index semantics
 are ClevrTex's: 0 = background, visible objects 1..K consecutive, stored in the authors' LMDB format.
 
 Designed after reference/CPU-FEASIBILITY.md: small slot models must be able to group these within minutes
-on a CPU, so objects are large (radius 0.12–0.25 of the image side), few, and far in colour from the
+on a CPU, so objects are large (radius 0.18–0.3 of the image side), few, and far in colour from the
 background and from each other. Each image is drawn from its own RNG seeded by (seed, split, index), so a
 record does not depend on how many are generated or in which chunks; train and val differ by the split id.
 Drawing is vectorised over a chunk of images (numpy); thousands of 32×32 images take about a second.
@@ -51,9 +51,9 @@ class SynthConfig:
     resolution: int = 32
     width: int | None = None
     min_objects: int = 2
-    max_objects: int = 4
-    min_radius: float = 0.12
-    max_radius: float = 0.25
+    max_objects: int = 3
+    min_radius: float = 0.18
+    max_radius: float = 0.3
     texture_prob: float = 0.3
     noise_std: float = 0.02
     seed: int = 0

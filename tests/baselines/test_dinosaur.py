@@ -3,6 +3,7 @@
 import torch
 import torch.nn.functional as F
 
+from harness import synthetic
 from harness.registry import create_model, get_config
 
 
@@ -24,21 +25,22 @@ def test_configs():
         assert (c.backbone.registers, c.backbone.hidden, c.backbone.patch, c.backbone_scale) == (0, 384, 14, 0.875)
         assert c.train.warmup_steps == 2500 and c.train.val_interval == 1250 and c.train.save_since == 25_000
         assert c.train.freeze == [r"encode_backbone\..*"]
-    assert get_config("dinosaur", "synthetic").feature_side == 8
+    assert get_config("dinosaur", "synthetic").feature_side == synthetic.RESOLUTION // synthetic.backbone(0).patch
 
 
 def test_broadcast_decoder_against_a_per_slot_loop():
     torch.manual_seed(0)
     model = create_model("dinosaur", "synthetic").eval()
-    slots = torch.randn(2, 5, 64)
-    recon, alpha = model.decode(slots, 64)
+    n, tokens = 5, model.decode.posit_embed.pe.shape[1]
+    slots = torch.randn(2, n, 64)
+    recon, alpha = model.decode(slots, tokens)
     dec = model.decode
-    outs = [dec.backbone(slots[:, s, None, :] + dec.posit_embed.pe) for s in range(5)]  # (b, 64, 65) each
+    outs = [dec.backbone(slots[:, s, None, :] + dec.posit_embed.pe) for s in range(n)]  # (b, tokens, 65) each
     logits = torch.stack([o[..., -1] for o in outs], 1)
     want_alpha = logits.softmax(1)
-    want = sum(want_alpha[:, s, :, None] * outs[s][..., :-1] for s in range(5))
+    want = sum(want_alpha[:, s, :, None] * outs[s][..., :-1] for s in range(n))
     assert torch.allclose(alpha, want_alpha, atol=1e-6) and torch.allclose(recon, want, atol=1e-5)
-    assert torch.allclose(alpha.sum(1), torch.ones(2, 64))
+    assert torch.allclose(alpha.sum(1), torch.ones(2, tokens))
 
 
 def test_slot_noise_only_in_training_and_frozen_backbone_gets_no_gradient():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness import methods_command
+from harness import methods_command, synthetic
 from harness.errors import HarnessError
 from harness.nn.checkpoint import parse_listing
 from harness.registry import METHODS
@@ -39,7 +39,7 @@ def test_rows_describe_kinds_masks_stages(rows):
     assert {n for n, r in rows.items() if r["kind"] == "reference"} == {"grid", "single-segment", "colour-kmeans"}
     assert (rows["slate"]["stage"], rows["slotdiffusion"]["stage"]) == ("vqvae-c256", "vqvae-c4")
     assert rows["dinosaur"]["mask"] == "decoder" and rows["slate"]["mask"] == "aggregator"
-    assert rows["dinosaur"]["slots"] == "11/7/6/5" and rows["sa"]["steps"] == 50_000
+    assert rows["dinosaur"]["slots"] == f"11/7/6/{synthetic.SLOTS}" and rows["sa"]["steps"] == 50_000
     assert rows["grid"]["params"] == 0
 
 
@@ -55,5 +55,5 @@ def test_cli_prints_the_table(capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == list(methods_command.COLUMNS)
-    assert re.search(r"^slotdiffusion\s+learned\s+clevrtex,coco,voc,synthetic\s+11/7/6/5\s+50,000\s+32\s+"
+    assert re.search(rf"^slotdiffusion\s+learned\s+clevrtex,coco,voc,synthetic\s+11/7/6/{synthetic.SLOTS}\s+50,000\s+32\s+"
                      r"159,529,096", out, re.M)  # COCO's 159,529,608 less one slot's mean and logstd

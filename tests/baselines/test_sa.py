@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from baselines.common import BaselineConfigError
 from baselines.sa import BroadcastCNNDecoder, coordinate_grid
+from harness import synthetic
 from harness.nn.checkpoint import load_weights, save_weights
 from harness.registry import create_model, get_config
 
@@ -34,7 +35,7 @@ def test_reconstruction_is_the_alpha_mixture_of_slot_images():
     images = torch.randn(2, 3, 32, 32)
     out = model(images)
     alpha = out.masks["decoder"]
-    assert alpha.shape == (2, 5, 32, 32) and torch.allclose(alpha.sum(1), torch.ones(2, 32, 32), atol=1e-6)
+    assert alpha.shape == (2, synthetic.SLOTS, 32, 32) and torch.allclose(alpha.sum(1), torch.ones(2, 32, 32), atol=1e-6)
     recon = (alpha[:, :, None] * out.extras["rgb"]).sum(1)
     assert torch.allclose(out.extras["recon"], recon, atol=1e-6)
     assert torch.allclose(out.losses["recon"], F.mse_loss(recon, images))

@@ -6,6 +6,11 @@ import re
 
 import pytest
 import torch
+
+from harness import synthetic
+
+SYNTHETIC_SLOTS = synthetic.SLOTS
+SYNTHETIC_GRID = synthetic.RESOLUTION // synthetic.backbone(4).patch
 import torch.nn.functional as F
 
 from dias import build
@@ -45,16 +50,17 @@ def test_synthetic_forward_contract_and_losses(synthetic_model):
     model = synthetic_model.train()
     images = torch.randn(3, 3, 32, 32)
     out = model(images)
+    n, g = SYNTHETIC_SLOTS, SYNTHETIC_GRID
     assert isinstance(out, ModelOutput)
-    assert out.slots.shape == (3, 5, 64)
-    assert out.masks["decoder"].shape == out.masks["aggregator"].shape == (3, 5, 8, 8)
+    assert out.slots.shape == (3, n, 64)
+    assert out.masks["decoder"].shape == out.masks["aggregator"].shape == (3, n, g, g)
     ex = out.extras
     assert set(ex) == {"feature", "attenta", "recon", "attentd"}
-    assert ex["feature"].shape == ex["recon"].shape == (3, 64, 8, 8)
+    assert ex["feature"].shape == ex["recon"].shape == (3, 64, g, g)
     assert len(ex["attenta"]) == 3 and out.masks["aggregator"] is ex["attenta"][-1]
     assert out.masks["decoder"] is ex["attentd"]
-    assert torch.allclose(ex["attentd"].sum(1), torch.ones(3, 8, 8), atol=1e-5)
-    assert torch.allclose(ex["attenta"][0].sum(1), torch.ones(3, 8, 8), atol=1e-5)
+    assert torch.allclose(ex["attentd"].sum(1), torch.ones(3, g, g), atol=1e-5)
+    assert torch.allclose(ex["attenta"][0].sum(1), torch.ones(3, g, g), atol=1e-5)
     assert out.losses["recon"].item() == pytest.approx(F.mse_loss(ex["recon"], ex["feature"]).item(), rel=1e-6)
     assert out.losses["distill"].item() == pytest.approx(
         F.cross_entropy(ex["attenta"][0], ex["attenta"][2]).item(), rel=1e-6)
@@ -85,7 +91,7 @@ def test_eval_noise_mean_is_deterministic_without_seeding():
     with torch.no_grad():
         a, b = model(images), model(images)
     assert torch.equal(a.slots, b.slots) and torch.equal(a.masks["decoder"], b.masks["decoder"])
-    assert torch.equal(model.initializ(2), model.initializ.mean.expand(2, 5, -1))
+    assert torch.equal(model.initializ(2), model.initializ.mean.expand(2, SYNTHETIC_SLOTS, -1))
 
 
 def test_biases_start_at_zero_as_the_authors_reset(synthetic_model):
@@ -125,7 +131,7 @@ def test_registry_has_all_dataset_configs():
     spec = METHODS.get("dias")
     assert sorted(spec.configs) == ["clevrtex", "coco", "synthetic", "voc"]
     assert {d: get_config("dias", d).num_slots for d in spec.configs} == NUM_SLOTS
-    assert NUM_SLOTS == {"clevrtex": 11, "coco": 7, "voc": 6, "synthetic": 5}
+    assert NUM_SLOTS == {"clevrtex": 11, "coco": 7, "voc": 6, "synthetic": SYNTHETIC_SLOTS}
 
 
 @pytest.mark.parametrize("dataset,steps", [("clevrtex", 50_000), ("coco", 100_000), ("voc", 50_000)])

@@ -16,8 +16,14 @@ from harness.nn.checkpoint import save_weights
 from harness.registry import get_config
 from harness.reproduce import Runner, plan
 from harness.run.cell import evaluate_cell
-from harness.run.feature_cache import (FeatureCacheError, cache_identity, cache_path, frozen_backbone,
-                                       module_sha256, use_feature_cache)
+from harness.run.feature_cache import (
+    FeatureCacheError,
+    cache_identity,
+    cache_path,
+    frozen_backbone,
+    module_sha256,
+    use_feature_cache,
+)
 from harness.run.train import build_model
 from harness.tables import Row, SynthData, Table
 
@@ -80,13 +86,16 @@ def test_float16_storage_rounds_to_half_and_restores_the_dtype(tmp_path, synth_d
 
 
 def test_backbone_output_does_not_depend_on_the_batch_on_cpu(synth_dir, dias):
-    """What makes `limit`ed reads exact on CPU: an image's features are the same alone or in any batch."""
+    """An image's features alone or in any batch agree to float rounding — not always bit for bit: CPU matmul
+    kernels block differently with the batch size (seen with the 256-token grid), which is why a cache is written
+    by a whole evaluation in its own batches and `limit`ed reads are compared on metrics, not assumed exact."""
     val = open_split(synth_dir, "synthetic", "val")
     images = torch.stack([val[i]["image"] for i in range(len(val))])
     with torch.inference_mode():
         whole = dias.encode_backbone(images)
-        assert torch.equal(whole, torch.cat([dias.encode_backbone(images[i:i + 1]) for i in range(len(val))]))
-        assert torch.equal(whole, torch.cat([dias.encode_backbone(images[:5]), dias.encode_backbone(images[5:])]))
+        alone = torch.cat([dias.encode_backbone(images[i:i + 1]) for i in range(len(val))])
+        split = torch.cat([dias.encode_backbone(images[:5]), dias.encode_backbone(images[5:])])
+    assert torch.allclose(whole, alone, atol=1e-5) and torch.allclose(whole, split, atol=1e-5)
 
 
 def test_every_input_of_the_features_changes_the_file(tmp_path, synth_dir, dias):
