@@ -22,11 +22,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.common import (
+    DATASETS,
+    SLOTS,
+    SYNTHETIC_RESOLUTION,
+    SYNTHETIC_SLOTS,
+    BaselineConfigError,
+)
 from harness.config import EvalConfig, MethodConfig, TrainConfig
 from harness.nn.output import ModelOutput
 from harness.registry import register_config, register_method
-
-from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, BaselineConfigError
 
 
 @dataclass(kw_only=True)

@@ -5,7 +5,8 @@ loads checkpoints and evaluates through the run layer, and renders through the r
 written atomically when the cell is complete, and training resumes from its last checkpoint, so a killed
 `reproduce` leaves no half-written result and a rerun does only what is missing.
 
-Where the cells run is the executor's business (harness.run.launch): in this process (`--executor local`), or
+Where the cells run is the executor's business (harness.run.launch): on this machine (`--executor local`, `--jobs`
+cells at a time, by default one per core on a CPU device), or
 one submitit job per cell on Slurm (`--executor slurm`) or on this machine (`--executor submitit-local`), with
 the shared prerequisite stages (VQ-VAE tokenizers) trained first. Either way the report is rendered here from the
 records the cells wrote.
@@ -22,7 +23,14 @@ from pathlib import Path
 from harness.config import apply_overrides
 from harness.errors import HarnessError
 from harness.registry import METHODS, get_config
-from harness.run.launch import EXECUTORS, Job, Resources, SlurmOptions, make_executor
+from harness.run.launch import (
+    EXECUTORS,
+    Job,
+    Resources,
+    SlurmOptions,
+    local_jobs,
+    make_executor,
+)
 from harness.tables import TABLES, Row, Table
 
 
@@ -108,11 +116,15 @@ class Runner:
         self.feature_cache = feature_cache  # frozen-backbone features reused across evaluations (identical metrics)
 
     def stage_of(self, cell: Cell) -> tuple[str, str, int] | None:
-        """(stage, dataset, seed) the cell needs trained first, or None (released checkpoints hold their stage)."""
+        """(stage, dataset, seed) the cell needs trained first, or None (released checkpoints hold their stage).
+
+        One stage per dataset and seed, shared by the methods that need it, so a seed's spread includes its
+        tokenizer's; or one per dataset when the table's budget fixes a `stage_seed`."""
         config = cell_config(self.table, cell.row, self.overrides)
         if config.stage is None or (cell.trains and self.checkpoints is not None):
             return None
-        return config.stage, config.dataset, cell.seed
+        seed = self.table.budget.stage_seed
+        return config.stage, config.dataset, cell.seed if seed is None else seed
 
     def trains(self, cell: Cell) -> bool:
         """Whether the cell trains here (rather than evaluating a rule, an initialisation or a release)."""
@@ -210,19 +222,23 @@ def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = 
               overrides: list[str] = (), allow_mixed: bool = False, progress: bool = True,
               seeds: list[int] | None = None, feature_cache: Path | None = None, executor: str = "local",
               gpus: int | None = None, minutes: int | None = None, cpus: int | None = None,
-              slurm: SlurmOptions | None = None):
-    """Run the table's missing cells with `executor` (harness.run.launch.EXECUTORS), then aggregate and render
-    the table. Returns (tidy frame, report paths)."""
+              slurm: SlurmOptions | None = None, jobs: int | None = 1):
+    """Run the table's missing cells with `executor` (harness.run.launch.EXECUTORS; `jobs` at a time locally,
+    None: one per core on CPU),
+    then aggregate and render the table. Returns (tidy frame, report paths)."""
     from harness.report import render_table, text_table
 
     table = TABLES.get(table_name)
     cells, missing = plan(table, results, seeds)
     data_dir = ensure_data(table, data_dir, need_train=checkpoints is None and any(c.trains for c in missing))
+    processes = local_jobs(jobs, device=device, jobs=len(missing)) if executor == "local" else 1
     runner = Runner(table, data_dir=data_dir, results=results, device=device, checkpoints=checkpoints,
-                    overrides=overrides, progress=progress and executor == "local", feature_cache=feature_cache)
+                    overrides=overrides, progress=progress and executor == "local" and processes == 1,
+                    feature_cache=feature_cache)
     launcher = make_executor(executor, folder=results / table.name / "jobs", device=device, slurm=slurm,
-                             name=f"harness-{table.name}")
-    print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run",
+                             name=f"harness-{table.name}", processes=processes)
+    at_once = f", {processes} at a time" if processes > 1 else ""
+    print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run{at_once}",
           flush=True)
     started = time.perf_counter()
     budget = dict(device=device, gpus=gpus, minutes=minutes, cpus=cpus)
@@ -230,15 +246,16 @@ def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = 
     stage_jobs = [Job(f"stage {s}-{d}-{seed}", runner.train_stage, (s, d, seed),
                       resources(table, trains=True, **budget)) for s, d, seed in stages]
     for job, _ in launcher.run(stage_jobs):
-        print(f"{job.name}: trained ({time.perf_counter() - started:.0f}s total)", flush=True)
+        print(f"{job.name}: trained ({time.perf_counter() - started:.0f}s)\n", end="", flush=True)
+    # training cells first: with several at a time the short evaluations fill the gaps at the end
+    ordered = sorted(missing, key=lambda cell: not runner.trains(cell))
     cell_jobs = [Job(cell.name, runner.run, (cell,), resources(table, trains=runner.trains(cell), **budget))
-                 for cell in missing]
-    t0 = time.perf_counter()
+                 for cell in ordered]
     for i, (job, record) in enumerate(launcher.run(cell_jobs), 1):
         means = "  ".join(f"{k} {100 * v:.1f}" if v is not None else f"{k} —" for k, v in record["means"].items())
-        print(f"[{i}/{len(missing)}] {job.name}: {means}  ({time.perf_counter() - t0:.0f}s, "
-              f"{time.perf_counter() - started:.0f}s total)", flush=True)
-        t0 = time.perf_counter()
+        # one write per line: worker processes print to the same stream
+        print(f"[{i}/{len(missing)}] {job.name}: {means}  ({time.perf_counter() - started:.0f}s)\n", end="",
+              flush=True)
     result = render_table(table, results, out_dir, published=bool(table.published), allow_mixed=allow_mixed)
     print(text_table(result.frame, table))
     for path in result.paths.values():
@@ -262,6 +279,9 @@ def register(sub) -> None:
     p.add_argument("--out", type=Path, default=Path("reports"), help="report directory")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seeds", type=int, nargs="+", help="run only these seeds (default: the table's)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="--executor local: cells run at once in worker processes, each with its share of the "
+                        "cores (default: one per core on CPU, one on an accelerator; 1 = in this process)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a config field in every cell (the report then flags mixed budgets)")
     p.add_argument("--allow-mixed", action="store_true",
@@ -309,5 +329,5 @@ def run_reproduce(args) -> int:
               checkpoints=args.checkpoints, device=args.device, overrides=args.overrides,
               allow_mixed=args.allow_mixed, seeds=args.seeds, feature_cache=args.feature_cache,
               executor=args.executor, gpus=args.slurm_gpus, minutes=args.slurm_time, cpus=args.slurm_cpus,
-              slurm=slurm)
+              slurm=slurm, jobs=args.jobs)
     return 0

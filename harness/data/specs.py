@@ -12,8 +12,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from harness.data.synthetic import SynthConfig
 from harness.data.masks import clevrtex_masks, coco_instance_masks, voc_masks
+from harness.data.synthetic import SynthConfig
 from harness.registry import Registry
 
 RELEASES = "https://github.com/Genera1Z/VQ-VFM-OCL/releases/tag"

@@ -19,9 +19,21 @@ from harness.errors import HarnessError
 from harness.io import atomic_write_bytes
 from harness.metrics.protocols import PROTOCOLS
 from harness.report import figures, stats, xlsx
-from harness.report.frame import (OURS, Evaluated, check_uniform, conform, data_card_fingerprint, display,
-                                  find_records, mean_std_text, per_image_frame, summarise, tidy_frame)
-from harness.report.published import PUBLISHED_FILE, SOURCE as PUBLISHED, published_frame, published_tables
+from harness.report.frame import (
+    OURS,
+    Evaluated,
+    check_uniform,
+    conform,
+    data_card_fingerprint,
+    display,
+    find_records,
+    mean_std_text,
+    per_image_frame,
+    summarise,
+    tidy_frame,
+)
+from harness.report.published import PUBLISHED_FILE, published_frame, published_tables
+from harness.report.published import SOURCE as PUBLISHED
 from harness.results import METRICS, gallery_path, read_gallery
 from harness.tables import TABLES, Row, Table
 

@@ -4,8 +4,15 @@ their code (tests/reference/keys_*.txt), strict loads of files in that layout, e
 import pytest
 import torch
 
-from harness.nn.checkpoint import (CheckpointMismatchError, checkpoint_state_dict, load_weights, parse_listing,
-                                   read_weights, save_weights, state_dict_listing)
+from harness.nn.checkpoint import (
+    CheckpointMismatchError,
+    checkpoint_state_dict,
+    load_weights,
+    parse_listing,
+    read_weights,
+    save_weights,
+    state_dict_listing,
+)
 from harness.registry import create_model
 
 LISTINGS = {

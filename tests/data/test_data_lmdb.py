@@ -8,9 +8,15 @@ import lmdb
 import numpy as np
 import pytest
 import torch
-from data_helpers import index_buf, png, random_image, read_authors_way, write_authors_lmdb
+from data_helpers import (
+    index_buf,
+    png,
+    random_image,
+    read_authors_way,
+    write_authors_lmdb,
+)
 
-from harness.data.codec import decode_index_map, decode_image, encode_index_map
+from harness.data.codec import decode_image, decode_index_map, encode_index_map
 from harness.data.errors import CorruptDataError, DataFileMissingError
 from harness.data.lmdb_io import COMMIT_EVERY, LmdbReader, LmdbWriter
 
@@ -96,8 +102,8 @@ def test_reader_pickles_without_its_env_and_reopens(tmp_path):
 
 
 def test_dataloader_workers_open_their_own_env(tmp_path):
-    from harness.data.synthetic import SynthConfig, write_split
     from harness.data import collate, open_split
+    from harness.data.synthetic import SynthConfig, write_split
 
     write_split(tmp_path / "synthetic" / "val.lmdb", SynthConfig(resolution=8), "val", 6)
     ds = open_split(tmp_path, "synthetic", "val")

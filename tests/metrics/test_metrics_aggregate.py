@@ -10,8 +10,14 @@ import pytest
 import torch
 
 from harness.metrics import segmentation_metrics
-from harness.metrics.aggregate import (MissingValueError, dataset_mean, dataset_means, excel_text,
-                                       format_mean_std, seed_mean_std)
+from harness.metrics.aggregate import (
+    MissingValueError,
+    dataset_mean,
+    dataset_means,
+    excel_text,
+    format_mean_std,
+    seed_mean_std,
+)
 
 # DIAS v3 readme (= SPEC §5), the strings their xlsx `TEXT(mean,"0.0")&"±"&TEXT(std,"0.0")` shows.
 README_V3 = {

@@ -1,10 +1,9 @@
 """Checkpoint I/O in the authors' "m." layout, the keys_*.txt listing format, and ckpt_map loading by order."""
 
 import os
-
-import pytest
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 

@@ -4,11 +4,11 @@ import json
 
 import pandas as pd
 import pytest
+from report_records import CARDS, uniform, write_cell
 
 from harness.cli import main
 from harness.report.drift import GoldenError, compare, read_golden, tolerance
 from harness.tables import TABLES
-from report_records import CARDS, uniform, write_cell
 
 V3 = TABLES.get("v3")
 # percent: clevrtex 80/81/82 (std 1.0 → tolerance 2.0), coco 25.0/25.1/25.2 (std 0.1 → 0.5), voc 30 (std 0 → 0.5)

@@ -4,12 +4,18 @@ import math
 import statistics
 
 import pytest
+from report_records import CARDS, toy_table, uniform, write_cell
 
-from harness.report.frame import (MixedCellsError, check_uniform, data_card_fingerprint, find_records, summarise,
-                                  tidy_frame)
+from harness.report.frame import (
+    MixedCellsError,
+    check_uniform,
+    data_card_fingerprint,
+    find_records,
+    summarise,
+    tidy_frame,
+)
 from harness.results import ResultError
 from harness.tables import Budget
-from report_records import CARDS, toy_table, uniform, write_cell
 
 
 def alpha_values(seed: int) -> dict:

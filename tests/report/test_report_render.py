@@ -7,14 +7,14 @@ import cv2
 import numpy as np
 import openpyxl
 import pytest
+from report_records import CARDS, toy_table, uniform, write_cell
 from scipy import stats
 
 from harness.report import render_table
 from harness.report.frame import MixedCellsError
-from harness.report.render import REFERENCE_NOTES, ReportError, build, Options
 from harness.report.published import PUBLISHED_FILE
+from harness.report.render import REFERENCE_NOTES, Options, ReportError, build
 from harness.tables import TABLES, Row
-from report_records import CARDS, toy_table, uniform, write_cell
 
 ALPHA = {42: [0.2, 0.4, 0.9], 43: [0.5, 0.5, 0.8], 44: [0.7, 0.7, 0.7]}  # per-image ARI, 3 valid images
 BETA = {42: [0.1, 0.3, 0.5], 43: [0.4, 0.4, 0.4], 44: [0.2, 0.3, 0.7]}

@@ -15,8 +15,18 @@ from harness.cli import main
 from harness.data import SynthConfig
 from harness.report import text_table
 from harness.reproduce import Cell, Runner, ensure_data, plan, reproduce, resources
-from harness.run.launch import (Job, JobsFailed, LaunchError, Resources, Resumable, SlurmOptions, Submitit,
-                                slurm_parameters)
+from harness.run.launch import (
+    Job,
+    JobsFailed,
+    LaunchError,
+    LocalPool,
+    Resources,
+    Resumable,
+    SlurmOptions,
+    Submitit,
+    local_jobs,
+    slurm_parameters,
+)
 from harness.tables import TABLES, Budget, Row, SynthData, Table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,6 +79,42 @@ def test_submitit_local_gives_the_records_of_the_local_executor(tmp_path, in_pro
     # the report is rendered from the collected records as the local path renders it
     assert sorted(p.name for p in submitted.paths.values()) == [f"acc-{TABLE.name}.{x}" for x in ("html", "md", "xlsx")]
     assert text_table(submitted.frame, TABLE) == text_table(in_process.frame, TABLE)
+
+
+def test_cells_in_parallel_worker_processes_give_the_records_of_the_local_executor(tmp_path, in_process, capfd):
+    root, in_process = in_process
+    parallel = reproduce(TABLE.name, data_dir=root / "data", results=tmp_path / "pool", out_dir=tmp_path / "rep",
+                         overrides=OVERRIDES, progress=False, jobs=2)
+    printed = capfd.readouterr().out  # the workers print to the inherited stdout
+    assert "3 to run, 2 at a time" in printed and "[3/3]" in printed
+    assert printed.count(": started (process") == 3
+    local, pooled = records(root / "local"), records(tmp_path / "pool")
+    for label in local:
+        assert pooled[label]["per_image"] == local[label]["per_image"], label
+    assert text_table(parallel.frame, TABLE) == text_table(in_process.frame, TABLE)
+
+
+def test_pool_reports_every_failure_after_the_others_finish():
+    jobs = [Job("bad", int, ("not a number",)), Job("good", int, ("7",)), Job("also bad", int, ("x",))]
+    done = []
+    with pytest.raises(JobsFailed) as failed:
+        for job, result in LocalPool(2, threads=1).run(jobs):
+            done.append((job.name, result))
+    assert done == [("good", 7)]
+    message = str(failed.value)
+    assert message.startswith("2 of 3 job(s) failed")
+    assert "bad: ValueError: invalid literal for int() with base 10: 'not a number'" in message
+    assert "also bad: ValueError" in message
+
+
+def test_local_jobs_default_to_one_per_core_on_cpu_and_one_on_an_accelerator(monkeypatch):
+    monkeypatch.setattr("harness.run.launch.usable_cores", lambda: 2)
+    assert local_jobs(None, device="cpu", jobs=30) == 2
+    assert local_jobs(None, device="cpu", jobs=1) == 1
+    assert local_jobs(None, device="cuda", jobs=30) == 1
+    assert local_jobs(3, device="cuda", jobs=30) == 3
+    with pytest.raises(LaunchError, match="--jobs 0"):
+        local_jobs(0, device="cpu", jobs=3)
 
 
 def test_a_preempted_cell_is_resubmitted_as_itself_and_resumes(tmp_path, in_process, monkeypatch):

@@ -1,7 +1,6 @@
 """`reproduce`: runs only missing cells, survives interruption without half-written results, refuses to mix
 budgets, and says which real data files are missing and where to get them."""
 
-import pytest
 
 import harness.reproduce as rep
 from harness.cli import main
@@ -22,8 +21,9 @@ TOY = TABLES.register("test-toy", Table(
 
 
 def run(tmp_path, *extra):
+    """The CLI with the cells in this process (`--jobs 1`), where the tests can count and interrupt them."""
     return main(["reproduce", "--table", "test-toy", "--data-dir", str(tmp_path / "data"), "--results",
-                 str(tmp_path / "runs"), "--out", str(tmp_path / "reports")]
+                 str(tmp_path / "runs"), "--out", str(tmp_path / "reports"), "--jobs", "1"]
                 + [a for o in TINY for a in ("--set", o)] + list(extra))
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY
+
 from harness.nn.checkpoint import read_weights
 from harness.run.cell import evaluate_cell
 from harness.run.state import TRAIN_STATE

@@ -1,0 +1,71 @@
+"""The registered tables: the synthetic ones hold every registered method beside its untrained initialisation and
+every trivial rule, under one budget per table; the v3 table holds the authors' rows."""
+
+import dataclasses
+
+import pytest
+
+from harness.registry import METHODS
+from harness.reproduce import Runner, cell_config, plan
+from harness.tables import TABLES, Budget, Row, SynthData, Table
+
+
+def methods_of(kind: str) -> set[str]:
+    return {name for name in METHODS.names() if METHODS.get(name).kind == kind}
+
+
+@pytest.mark.parametrize("name", ["mini", "mini-ci"])
+def test_synthetic_tables_hold_every_method_its_initialisation_and_every_trivial_row(name):
+    table = TABLES.get(name)
+    rows = {(row.method, row.variant) for row in table.rows}
+    learned, reference = methods_of("learned"), methods_of("reference")
+    assert rows == {(m, "trained") for m in learned | reference} | {(m, "untrained") for m in learned}
+    assert len({row.label for row in table.rows}) == len(table.rows)
+    assert {row.dataset for row in table.rows} == {"synthetic"} and table.data == "synthetic"
+
+
+def test_synthetic_long_is_sa_and_dias_against_their_initialisations_and_the_trivial_rows():
+    table = TABLES.get("synthetic-long")
+    assert {(r.method, r.variant) for r in table.rows if r.variant == "untrained"} == {("sa", "untrained"),
+                                                                                        ("dias", "untrained")}
+    assert {r.method for r in table.rows if r.variant == "trained"} == {"sa", "dias"} | methods_of("reference")
+    assert table.synth == TABLES.get("mini").synth  # the same data, a longer budget
+    assert table.budget.steps >= 10 * TABLES.get("mini").budget.steps
+
+
+@pytest.mark.parametrize("name", ["mini", "mini-ci", "synthetic-long", "dias-ablation"])
+def test_every_learned_cell_of_a_table_gets_the_same_budget(name, tmp_path):
+    table = TABLES.get(name)
+    cells, missing = plan(table, tmp_path)
+    assert missing == cells and len(cells) == len(table.rows) * len(table.seeds)
+    budgets = {(c.row.label, (cfg := cell_config(table, c.row)).train.steps, cfg.train.batch_size)
+               for c in cells if c.trains}
+    assert {(steps, batch) for _, steps, batch in budgets} == {(table.budget.steps, table.budget.batch_size)}
+
+
+def test_v3_is_the_authors_rows_and_seeds():
+    table = TABLES.get("v3")
+    assert table.seeds == (42, 43, 44) and table.protocol == "dias-v3" and table.data == "real"
+    assert {r.label for r in table.rows if r.method == "dias"} == {"dias_r-clevrtex", "dias_r-coco", "dias_r-voc"}
+
+
+def test_stages_train_per_seed_unless_the_budget_shares_one(tmp_path):
+    per_seed = Table(name="stage-test", description="", rows=(Row("slate", "synthetic", "slate"),
+                                                              Row("slotdiffusion", "synthetic", "slotdiffusion")),
+                     seeds=(0, 1), budget=Budget(steps=2), data="synthetic", synth=SynthData())
+    shared = dataclasses.replace(per_seed, budget=Budget(steps=2, stage_seed=0))
+    for table, seeds in ((per_seed, (0, 1)), (shared, (0,))):
+        runner = Runner(table, data_dir=tmp_path, results=tmp_path, device="cpu", checkpoints=None)
+        assert {runner.stage_of(cell) for cell in plan(table, tmp_path)[0]} == {
+            (stage, "synthetic", seed) for stage in ("vqvae-c256", "vqvae-c4") for seed in seeds}
+    assert TABLES.get("mini").budget.stage_seed == 0  # the authors' one tokenizer per dataset
+
+
+def test_the_dias_ablation_is_released_vs_reinit_vs_reinit_and_pruning():
+    table = TABLES.get("dias-ablation")
+    configs = {row.label: cell_config(table, row) for row in table.rows}
+    assert {(c.extension.reinit, c.extension.prune) for c in configs.values()} == {(False, False), (True, False),
+                                                                                   (True, True)}
+    assert {(c.train.steps, c.train.batch_size) for c in configs.values()} == {(table.budget.steps,
+                                                                                table.budget.batch_size)}
+    assert table.synth == TABLES.get("mini").synth
