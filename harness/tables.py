@@ -106,9 +106,9 @@ def synthetic_rows(methods: tuple[str, ...], trivial: tuple[str, ...] = TRIVIAL)
 TABLES.register("mini", Table(
     name="mini",
     description="Every registered method on the synthetic data set (5000 train / 500 val images of 2-3 objects) "
-                "with an equal CPU budget of 800 steps at batch 8 (one VQ-VAE per tokenizer: 500 steps), seeds 0, 1, 2; each "
-                "beside its untrained initialisation and the trivial rows. The README's main job: about 13 minutes "
-                "on 2 CPU cores.",
+                "with an equal CPU budget of 800 steps at batch 8 (one VQ-VAE per tokenizer: 500 steps), seeds 0, "
+                "1, 2; each beside its untrained initialisation and the trivial rows. The README's main job: about "
+                "12 minutes on 2 CPU cores.",
     rows=synthetic_rows(LEARNED),
     seeds=(0, 1, 2),
     budget=Budget(steps=synthetic.STEPS, batch_size=synthetic.BATCH_SIZE, stage_steps=synthetic.STAGE_STEPS,
@@ -143,9 +143,9 @@ TABLES.register("synthetic-long", Table(
 
 TABLES.register("dias-ablation", Table(
     name="dias-ablation",
-    description="DIAS as released against the paper's extension, which the authors did not release (dias/extension.py): "
-                "+ re-initialised aggregation, + re-initialisation and pruning of redundant slots (soft-IoU of the "
-                "attention maps > 0.5); mini-table data and budget, seeds 0, 1, 2.",
+    description="DIAS as released against the paper's extension, which the authors did not release "
+                "(dias/extension.py): + re-initialised aggregation, + re-initialisation and pruning of redundant "
+                "slots (soft-IoU of the attention maps > 0.5); mini-table data and budget, seeds 0, 1, 2.",
     rows=(Row("dias", "synthetic", "dias"),
           Row("dias", "synthetic", "dias+reinit", overrides=("extension.reinit=true",)),
           Row("dias", "synthetic", "dias+reinit+prune", overrides=("extension.reinit=true", "extension.prune=true"))),

@@ -48,6 +48,10 @@ REFERENCE_NOTES = {
     "colour-kmeans": "per-image k-means clustering of pixel colours: what low-level colour alone achieves.",
 }
 UNTRAINED_NOTE = "the method's initialisation for the seed, evaluated without training: what training must beat."
+# The metrics on which a trained row must beat its initialisation and the trivial rows (ARI-fg: objects; mBO: all
+# segments, background included).
+BEAT_METRICS = ("ari_fg", "mbo")
+OWN_INITIALISATION = "its initialisation"
 
 # Cost fields of a record (harness.run) in display order, with their titles; other numeric fields follow.
 COST_TITLES = {
@@ -173,6 +177,36 @@ class Report:
                 notes[row.method] = REFERENCE_NOTES[row.method]
         return [{"name": k, "text": v} for k, v in notes.items()]
 
+    def beats(self) -> dict:
+        """Whether each trained row's seed mean beats its own untrained initialisation and every trivial row on
+        BEAT_METRICS: {"columns": [...], "rows": [{"label", "cells": [text per column]}]} (empty without them)."""
+        trivial = [r for r in self.table.rows if is_reference(r) and r.variant == "trained"]
+        learned = [r for r in self.table.rows if not is_reference(r)]
+        untrained = {(r.method, r.dataset): r for r in self.table.rows if r.variant == "untrained"}
+        if not self.has_ours or not learned or not (trivial or untrained):
+            return {}
+        columns = ([OWN_INITIALISATION] if untrained else []) + list(dict.fromkeys(r.label for r in trivial))
+        rows = []
+        for row in learned:
+            own = untrained.get((row.method, row.dataset))
+            against = {OWN_INITIALISATION: own} if untrained else {}
+            against.update({r.label: r for r in trivial if r.dataset == row.dataset})
+            rows.append({"label": row.label, "cells": [self._beat(row, against.get(c)) for c in columns]})
+        return {"columns": columns, "rows": rows}
+
+    def _beat(self, row: Row, reference: Row | None) -> str:
+        """"yes" when the row's mean is above the reference's on every BEAT_METRICS, else which metrics are not."""
+        if reference is None:
+            return "—"
+        failed = []
+        for metric in BEAT_METRICS:
+            ours, theirs = self.stat(OURS, row.label, metric), self.stat(OURS, reference.label, metric)
+            if ours is None or theirs is None:
+                return "—"
+            if not ours["mean_pct"] > theirs["mean_pct"]:
+                failed.append(f"{METRIC_TITLES[metric]} {ours['mean_pct']:.1f} ≤ {theirs['mean_pct']:.1f}")
+        return "yes" if not failed else "no: " + ", ".join(failed)
+
     def other_protocols(self) -> list[dict]:
         """With allow_mixed, cells evaluated under other protocols than the table's, aggregated on their own."""
         s = self.summary
@@ -266,6 +300,7 @@ class Report:
             "has_published": self.has_published, "compare": self.has_ours and self.has_published,
             "rows": self.table_rows(reference=False), "reference_rows": self.table_rows(reference=True),
             "reference_notes": self.reference_notes(), "other_protocols": self.other_protocols(),
+            "beats": self.beats(), "beat_metrics": [METRIC_TITLES[m] for m in BEAT_METRICS],
             "issues": self.issues, "missing": self.missing_cells(), "budget_rows": self.budget_rows(),
             "data_cards": self.data_cards(),
             "cost_columns": [COST_TITLES.get(c, c) for c in cost_columns],

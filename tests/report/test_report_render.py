@@ -192,6 +192,24 @@ def test_untrained_rows_are_reference_rows(tmp_path):
     assert "what training must beat" in " ".join(page.text)
 
 
+def test_the_report_says_which_references_each_trained_row_beats(tmp_path):
+    table = toy_table(rows=(Row("alpha", "synthetic", "alpha-syn"),
+                            Row("alpha", "synthetic", "alpha-syn-untrained", variant="untrained"),
+                            Row("grid", "synthetic", "grid-syn")))
+    levels = {"alpha-syn": {"ari_fg": 0.5, "mbo": 0.4}, "alpha-syn-untrained": {"ari_fg": 0.2, "mbo": 0.1},
+              "grid-syn": {"ari_fg": 0.6, "mbo": 0.3}}
+    for label, level in levels.items():
+        write_cell(tmp_path / "r", table, label, 42, {"ari": [0.5] * 4, "ari_fg": [level["ari_fg"]] * 4,
+                                                      "mbo": [level["mbo"]] * 4, "miou": [0.5] * 4},
+                   steps=100 if label == "alpha-syn" else 0)
+    _, paths = render_table(table, tmp_path / "r", tmp_path / "out", n_boot=10)
+    beats = Page(paths["html"].read_text()).table("beats")
+    assert beats == {"alpha-syn": ["yes", "no: ARI-fg 50.0 ≤ 60.0"]}
+    markdown = paths["md"].read_text()
+    assert "| row | its initialisation | grid-syn |" in markdown
+    assert "| alpha-syn | yes | no: ARI-fg 50.0 ≤ 60.0 |" in markdown
+
+
 def test_every_registered_reference_method_has_its_sentence():
     from harness.registry import METHODS
 
