@@ -15,13 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import (
-    DATASETS,
-    SLOTS,
-    SYNTHETIC_RESOLUTION,
-    SYNTHETIC_SLOTS,
-    vvo_train,
-)
+from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, vvo_train
 from baselines.dino_slots import FREEZE_BACKBONE, DinoSlotConfig, DinoSlotModel
 from harness import synthetic
 from harness.config import EvalConfig

@@ -22,13 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import (
-    DATASETS,
-    SLOTS,
-    SYNTHETIC_RESOLUTION,
-    SYNTHETIC_SLOTS,
-    BaselineConfigError,
-)
+from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, BaselineConfigError
 from harness.config import EvalConfig, MethodConfig, TrainConfig
 from harness.nn.output import ModelOutput
 from harness.registry import register_config, register_method

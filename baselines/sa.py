@@ -23,14 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import (
-    DATASETS,
-    SLOTS,
-    SYNTHETIC_RESOLUTION,
-    SYNTHETIC_SLOTS,
-    BaselineConfigError,
-    vvo_train,
-)
+from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, BaselineConfigError, vvo_train
 from harness import synthetic
 from harness.config import EvalConfig, MethodConfig
 from harness.nn.initializers import NormalShared

@@ -17,20 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import (
-    DATASETS,
-    SLOTS,
-    SYNTHETIC_RESOLUTION,
-    SYNTHETIC_SLOTS,
-    BaselineConfigError,
-    vvo_train,
-)
-from baselines.dino_slots import (
-    FREEZE_BACKBONE,
-    FREEZE_MEDIAT,
-    DinoSlotConfig,
-    DinoSlotModel,
-)
+from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, BaselineConfigError, vvo_train
+from baselines.dino_slots import FREEZE_BACKBONE, FREEZE_MEDIAT, DinoSlotConfig, DinoSlotModel
 from baselines.vqvae import (
     CODE_DIM,
     SYNTHETIC_CODE_DIM,

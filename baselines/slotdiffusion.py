@@ -21,19 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import (
-    DATASETS,
-    SLOTS,
-    SYNTHETIC_RESOLUTION,
-    SYNTHETIC_SLOTS,
-    vvo_train,
-)
-from baselines.dino_slots import (
-    FREEZE_BACKBONE,
-    FREEZE_MEDIAT,
-    DinoSlotConfig,
-    DinoSlotModel,
-)
+from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, vvo_train
+from baselines.dino_slots import FREEZE_BACKBONE, FREEZE_MEDIAT, DinoSlotConfig, DinoSlotModel
 from baselines.vqvae import (
     CODE_DIM,
     SYNTHETIC_CODE_DIM,
@@ -76,10 +65,7 @@ class ConditionDiffusionDecoder(nn.Module):
 
     def __init__(self, config: SlotDiffusionConfig):
         super().__init__()
-        from diffusers import (  # slow import: only where a UNet is built
-            DDPMScheduler,
-            UNet2DConditionModel,
-        )
+        from diffusers import DDPMScheduler, UNet2DConditionModel  # slow import: only where a UNet is built
 
         self.scheduler = DDPMScheduler(**SCHEDULER)
         code_dim = config.tokenizer.code_dim

@@ -23,18 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.common import (
-    DATASETS,
-    SYNTHETIC_RESOLUTION,
-    BaselineConfigError,
-    vvo_train,
-)
-from baselines.taesd import (
-    TaesdDecoder,
-    TaesdEncoder,
-    TaesdSpec,
-    build_autoencoder_tiny,
-)
+from baselines.common import DATASETS, SYNTHETIC_RESOLUTION, BaselineConfigError, vvo_train
+from baselines.taesd import TaesdDecoder, TaesdEncoder, TaesdSpec, build_autoencoder_tiny
 from harness import synthetic
 from harness.config import EvalConfig, MethodConfig, WeightSchedule
 from harness.nn.checkpoint import load_by_prefix_order

@@ -37,19 +37,11 @@ from harness.data import DATASETS, collate, open_split, split_path
 from harness.data.synthetic import SynthConfig, write_split
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
-from harness.metrics import (
-    DEFAULT_PROTOCOL,
-    attention_to_segments,
-    segmentation_metrics,
-)
+from harness.metrics import DEFAULT_PROTOCOL, attention_to_segments, segmentation_metrics
 from harness.nn.dinov2 import DinoV2Backbone
 from harness.registry import METHODS, get_config
 from harness.run.evaluate import autocast, evaluate
-from harness.run.feature_cache import (
-    autocast_in_effect,
-    frozen_backbone,
-    use_feature_cache,
-)
+from harness.run.feature_cache import autocast_in_effect, frozen_backbone, use_feature_cache
 from harness.run.identity import device_description
 
 AMPS = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}  # bench name → config value (harness.run.evaluate.autocast)

@@ -23,14 +23,7 @@ from pathlib import Path
 from harness.config import apply_overrides
 from harness.errors import HarnessError
 from harness.registry import METHODS, get_config
-from harness.run.launch import (
-    EXECUTORS,
-    Job,
-    Resources,
-    SlurmOptions,
-    local_jobs,
-    make_executor,
-)
+from harness.run.launch import EXECUTORS, Job, Resources, SlurmOptions, local_jobs, make_executor
 from harness.tables import TABLES, Row, Table
 
 

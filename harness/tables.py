@@ -7,6 +7,7 @@ refuses to mix cells that disagree unless told to.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from harness import synthetic
@@ -103,7 +104,7 @@ def synthetic_rows(methods: tuple[str, ...], trivial: tuple[str, ...] = TRIVIAL)
     return tuple(trained + untrained + [Row(m, "synthetic", m) for m in trivial])
 
 
-TABLES.register("mini", Table(
+MINI = TABLES.register("mini", Table(
     name="mini",
     description="Every registered method on the synthetic data set (5000 train / 500 val images of 2-3 objects) "
                 "with an equal CPU budget of 800 steps at batch 8 (one VQ-VAE per tokenizer: 500 steps), seeds 0, "
@@ -117,15 +118,14 @@ TABLES.register("mini", Table(
     synth=SynthData(),
 ))
 
-TABLES.register("mini-ci", Table(
+TABLES.register("mini-ci", dataclasses.replace(
+    MINI,
     name="mini-ci",
     description="The mini table cut to what CI affords (200 steps, seeds 0 and 1, 1000 train / 200 val images): "
                 "a regression check of the whole pipeline against golden values (results/golden/mini-ci.json), not "
                 "a learning result.",
-    rows=synthetic_rows(LEARNED),
     seeds=(0, 1),
-    budget=Budget(steps=200, batch_size=synthetic.BATCH_SIZE, stage_steps=100, stage_seed=0, gpus=1, minutes=10),
-    data="synthetic",
+    budget=dataclasses.replace(MINI.budget, steps=200, stage_steps=100, minutes=10),
     synth=SynthData(train=1000, val=200),
 ))
 

@@ -4,14 +4,7 @@ import dataclasses
 
 import pytest
 
-from harness.config import (
-    EvalConfig,
-    MethodConfig,
-    TrainConfig,
-    WeightSchedule,
-    apply_overrides,
-    config_hash,
-)
+from harness.config import EvalConfig, MethodConfig, TrainConfig, WeightSchedule, apply_overrides, config_hash
 from harness.registry import Registry, UnknownNameError
 
 

@@ -9,13 +9,7 @@ the synthetic multi-object generator, the train/val transforms and the collate f
 from harness.data.card import data_card
 from harness.data.collate import collate
 from harness.data.datasets import LmdbSplit, open_split
-from harness.data.errors import (
-    CorruptDataError,
-    DataError,
-    DataFileMissingError,
-    RawDataError,
-    UnsupportedFormatError,
-)
+from harness.data.errors import CorruptDataError, DataError, DataFileMissingError, RawDataError, UnsupportedFormatError
 from harness.data.paths import split_path
 from harness.data.specs import DATASETS, DatasetSpec
 from harness.data.synthetic import SynthConfig, write_synthetic

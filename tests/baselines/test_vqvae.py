@@ -12,14 +12,7 @@ from diffusers import AutoencoderTiny
 from baselines.common import BaselineConfigError
 from baselines.lpips import LPIPS, LPIPSWeightsError
 from baselines.taesd import TaesdDecoder, TaesdEncoder, TaesdSpec
-from baselines.vqvae import (
-    FROZEN_PRETRAINED_TAESD,
-    STAGE_CKPT_MAP,
-    VQVAE,
-    Codebook,
-    stage_config,
-    synthetic_tokenizer,
-)
+from baselines.vqvae import FROZEN_PRETRAINED_TAESD, STAGE_CKPT_MAP, VQVAE, Codebook, stage_config, synthetic_tokenizer
 from harness.nn.checkpoint import CheckpointError, checkpoint_state_dict
 from harness.registry import METHODS, create_model, get_config
 

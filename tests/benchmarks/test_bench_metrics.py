@@ -5,11 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.metrics import (
-    attention_to_index,
-    attention_to_segments,
-    segmentation_metrics,
-)
+from harness.metrics import attention_to_index, attention_to_segments, segmentation_metrics
 
 B, SLOTS, GRID, SIZE, GT_MAX = 32, 7, 16, 256, 24
 

@@ -7,13 +7,7 @@ import numpy as np
 import pytest
 from data_helpers import index_buf
 
-from harness.data.codec import (
-    decode_image,
-    decode_index_map,
-    encode_index_map,
-    encode_png_rgb,
-    index_map_version,
-)
+from harness.data.codec import decode_image, decode_index_map, encode_index_map, encode_png_rgb, index_map_version
 
 
 @pytest.mark.parametrize("shape", [(240, 320), (7, 5), (1, 1)])

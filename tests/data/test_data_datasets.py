@@ -9,11 +9,7 @@ import torch
 from data_helpers import index_buf, jpeg, png, random_image, write_authors_lmdb
 
 from harness.data import DATASETS, open_split
-from harness.data.errors import (
-    CorruptDataError,
-    DataFileMissingError,
-    UnsupportedFormatError,
-)
+from harness.data.errors import CorruptDataError, DataFileMissingError, UnsupportedFormatError
 from harness.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 H, W = 240, 320  # ClevrTex's native size; the val crop keeps columns 40..279

@@ -8,13 +8,7 @@ import lmdb
 import numpy as np
 import pytest
 import torch
-from data_helpers import (
-    index_buf,
-    png,
-    random_image,
-    read_authors_way,
-    write_authors_lmdb,
-)
+from data_helpers import index_buf, png, random_image, read_authors_way, write_authors_lmdb
 
 from harness.data.codec import decode_image, decode_index_map, encode_index_map
 from harness.data.errors import CorruptDataError, DataFileMissingError

@@ -10,13 +10,7 @@ import pytest
 from harness.data.card import data_card
 from harness.data.codec import decode_image, decode_index_map
 from harness.data.lmdb_io import LmdbReader
-from harness.data.synthetic import (
-    GENERATOR_VERSION,
-    SynthConfig,
-    generate,
-    write_split,
-    write_synthetic,
-)
+from harness.data.synthetic import GENERATOR_VERSION, SynthConfig, generate, write_split, write_synthetic
 
 
 def test_same_seed_same_files_other_seed_other_files(tmp_path):

@@ -6,13 +6,7 @@ Listings are checked on the meta device (shapes without values, no initialisatio
 import pytest
 import torch
 
-from harness.nn.checkpoint import (
-    CheckpointMismatchError,
-    load_weights,
-    parse_listing,
-    save_weights,
-    state_dict_listing,
-)
+from harness.nn.checkpoint import CheckpointMismatchError, load_weights, parse_listing, save_weights, state_dict_listing
 from harness.registry import create_model
 
 

@@ -4,12 +4,7 @@ import pytest
 import torch
 
 import dias.decoder as decoder_module
-from dias.decoder import (
-    FIXED_KEEP,
-    RandomOrderDecoder,
-    random_orders,
-    sample_keep_counts,
-)
+from dias.decoder import FIXED_KEEP, RandomOrderDecoder, random_orders, sample_keep_counts
 
 
 def make_decoder(m: int = 16, seed: int = 0) -> RandomOrderDecoder:

@@ -4,15 +4,7 @@ against sklearn."""
 import numpy as np
 import pytest
 import torch
-from metric_oracles import (
-    VOID,
-    ari_dias_v3,
-    contingency,
-    float32_of_int,
-    one_hot,
-    wrap_int64,
-    wraps,
-)
+from metric_oracles import VOID, ari_dias_v3, contingency, float32_of_int, one_hot, wrap_int64, wraps
 from sklearn.metrics import adjusted_rand_score
 
 from harness.metrics import segmentation_metrics

@@ -7,11 +7,7 @@ import torch
 import torch.nn.functional as F
 from metric_oracles import one_hot
 
-from harness.metrics import (
-    attention_to_index,
-    attention_to_segments,
-    segmentation_metrics,
-)
+from harness.metrics import attention_to_index, attention_to_segments, segmentation_metrics
 
 
 def bilinear_reference(x: np.ndarray, out_h: int, out_w: int) -> np.ndarray:

@@ -7,15 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.report.figures import (
-    ALPHA,
-    PALETTE,
-    compute_plot,
-    gallery_panels,
-    overlay,
-    png_data_uri,
-    resize_index,
-)
+from harness.report.figures import ALPHA, PALETTE, compute_plot, gallery_panels, overlay, png_data_uri, resize_index
 
 
 def decode(uri: str) -> np.ndarray:

@@ -27,12 +27,7 @@ from harness.cli import main
 from harness.data import SynthConfig, write_synthetic
 from harness.nn.checkpoint import read_weights
 from harness.run import train as run_train
-from harness.run.distributed import (
-    DistributedError,
-    World,
-    init_process_group,
-    requested_size,
-)
+from harness.run.distributed import DistributedError, World, init_process_group, requested_size
 from harness.run.loader import ResumableBatches, loss_scale, shard
 
 REPO = Path(__file__).resolve().parents[2]

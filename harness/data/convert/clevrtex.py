@@ -13,15 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.data.codec import encode_index_map
-from harness.data.convert.common import (
-    rank_map,
-    read_bgr,
-    read_bytes,
-    read_rgb,
-    require_dir,
-    rgb2id,
-    write_split,
-)
+from harness.data.convert.common import rank_map, read_bgr, read_bytes, read_rgb, require_dir, rgb2id, write_split
 from harness.data.errors import RawDataError
 
 FOLDERS = {"train": "clevrtex_full", "val": "clevrtex_outd"}

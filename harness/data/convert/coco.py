@@ -17,14 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from harness.data.codec import encode_index_map
-from harness.data.convert.common import (
-    rank_map,
-    read_bytes,
-    read_rgb,
-    require_dir,
-    rgb2id,
-    write_split,
-)
+from harness.data.convert.common import rank_map, read_bytes, read_rgb, require_dir, rgb2id, write_split
 from harness.data.errors import RawDataError
 
 FOLDERS = {"train": "train2017", "val": "val2017"}
