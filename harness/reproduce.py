@@ -6,10 +6,9 @@ written atomically when the cell is complete, and training resumes from its last
 `reproduce` leaves no half-written result and a rerun does only what is missing.
 
 Where the cells run is the executor's business (harness.run.launch): on this machine (`--executor local`, `--jobs`
-cells at a time, by default one per core on a CPU device), or
-one submitit job per cell on Slurm (`--executor slurm`) or on this machine (`--executor submitit-local`), with
-the shared prerequisite stages (VQ-VAE tokenizers) trained first. Either way the report is rendered here from the
-records the cells wrote.
+cells at a time, by default one per core on a CPU device), or one submitit job per cell on Slurm (`--executor
+slurm`) or on this machine (`--executor submitit-local`), with the shared prerequisite stages (VQ-VAE tokenizers)
+trained first. Either way the report is rendered here from the records the cells wrote.
 """
 
 from __future__ import annotations
@@ -105,7 +104,8 @@ class Runner:
                  overrides: list[str] = (), progress: bool = True, eval_limit: int | None = None,
                  feature_cache: Path | None = None):
         self.table, self.data_dir, self.results, self.device = table, data_dir, results, device
-        self.checkpoints, self.overrides, self.progress, self.eval_limit = checkpoints, list(overrides), progress, eval_limit
+        self.checkpoints, self.overrides = checkpoints, list(overrides)
+        self.progress, self.eval_limit = progress, eval_limit
         self.feature_cache = feature_cache  # frozen-backbone features reused across evaluations (identical metrics)
 
     def stage_of(self, cell: Cell) -> tuple[str, str, int] | None:
@@ -216,9 +216,8 @@ def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = 
               seeds: list[int] | None = None, feature_cache: Path | None = None, executor: str = "local",
               gpus: int | None = None, minutes: int | None = None, cpus: int | None = None,
               slurm: SlurmOptions | None = None, jobs: int | None = 1):
-    """Run the table's missing cells with `executor` (harness.run.launch.EXECUTORS; `jobs` at a time locally,
-    None: one per core on CPU),
-    then aggregate and render the table. Returns (tidy frame, report paths)."""
+    """Run the table's missing cells with `executor` (harness.run.launch.EXECUTORS; locally `jobs` at a time, None:
+    one per core on CPU), then aggregate and render the table. Returns (tidy frame, report paths)."""
     from harness.report import render_table, text_table
 
     table = TABLES.get(table_name)
@@ -282,7 +281,7 @@ def register(sub) -> None:
     p.add_argument("--feature-cache", type=Path, metavar="DIR",
                    help="cache frozen-backbone features in DIR across evaluations (identical metrics, faster)")
     p.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: the cells one after the other in this process (default); slurm: one Slurm job per "
+                   help="local: the cells on this machine, --jobs at a time (default); slurm: one Slurm job per "
                         "cell (job arrays), pre-empted jobs resubmitted and resumed; submitit-local: the same "
                         "submitit path with subprocesses of this machine")
     g = p.add_argument_group("cluster jobs (--executor slurm / submitit-local)")

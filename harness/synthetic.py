@@ -26,7 +26,7 @@ RESOLUTION = SynthConfig().resolution
 SLOTS = DATASETS.get("synthetic").num_slots
 STEPS = 800
 BATCH_SIZE = 8
-# Prerequisite stages (VQ-VAE tokenizers) train once per seed with their own batch size.
+# Prerequisite stages (VQ-VAE tokenizers) train with their own steps and batch size.
 STAGE_STEPS = 500
 STAGE_BATCH_SIZE = 32
 

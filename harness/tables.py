@@ -36,9 +36,9 @@ class Budget:
     """Equal compute for every learned cell: optimiser steps and batch size (None = the method's own config),
     the GPUs it trains on (data-parallel, the batch size stays global) and, for cluster executors, the wall-time
     limit of its job in minutes (None: given on the command line). `stage_steps`: the same for every prerequisite
-    stage (VQ-VAE tokenizers), which the runner trains once per dataset and seed and shares
-    between the methods that need it — or, with `stage_seed` set, once per dataset with that seed, shared by every
-    seed as well (the authors' practice: one pre-trained VQ-VAE per dataset for all runs)."""
+    stage (VQ-VAE tokenizers), which the runner trains once per dataset and seed and shares between the methods
+    that need it — or, with `stage_seed` set, once per dataset with that seed, shared by every seed as well (the
+    authors' practice: one pre-trained VQ-VAE per dataset for all runs)."""
 
     steps: int | None = None
     batch_size: int | None = None
@@ -107,9 +107,9 @@ def synthetic_rows(methods: tuple[str, ...], trivial: tuple[str, ...] = TRIVIAL)
 MINI = TABLES.register("mini", Table(
     name="mini",
     description="Every registered method on the synthetic data set (5000 train / 500 val images of 2-3 objects) "
-                "with an equal CPU budget of 800 steps at batch 8 (one VQ-VAE per tokenizer: 500 steps), seeds 0, "
-                "1, 2; each beside its untrained initialisation and the trivial rows. The README's main job: about "
-                "12 minutes on 2 CPU cores.",
+                f"with an equal CPU budget of {synthetic.STEPS} steps at batch {synthetic.BATCH_SIZE} (one VQ-VAE "
+                f"per tokenizer: {synthetic.STAGE_STEPS} steps), seeds 0, 1, 2; each beside its untrained "
+                "initialisation and the trivial rows. The README's main job: about 12 minutes on 2 CPU cores.",
     rows=synthetic_rows(LEARNED),
     seeds=(0, 1, 2),
     budget=Budget(steps=synthetic.STEPS, batch_size=synthetic.BATCH_SIZE, stage_steps=synthetic.STAGE_STEPS,
@@ -129,14 +129,15 @@ TABLES.register("mini-ci", dataclasses.replace(
     synth=SynthData(train=1000, val=200),
 ))
 
+LONG_STEPS = 12 * synthetic.STEPS
 TABLES.register("synthetic-long", Table(
     name="synthetic-long",
     description="The slow learning check (never in CI): vanilla SA and DIAS with 12 times the mini budget "
-                "(12000 steps at batch 8, up to an hour per run on one CPU core) against their initialisations and "
-                "the trivial rows, on the mini table's data.",
+                f"({LONG_STEPS} steps at batch {synthetic.BATCH_SIZE}, about 18 minutes per run on one CPU core) "
+                "against their initialisations and the trivial rows, on the mini table's data.",
     rows=synthetic_rows(("sa", "dias")),
     seeds=(0, 1, 2),
-    budget=Budget(steps=12 * synthetic.STEPS, batch_size=synthetic.BATCH_SIZE, gpus=1, minutes=90),
+    budget=Budget(steps=LONG_STEPS, batch_size=synthetic.BATCH_SIZE, gpus=1, minutes=90),
     data="synthetic",
     synth=SynthData(),
 ))

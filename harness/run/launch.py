@@ -13,7 +13,8 @@
 
 A job is a picklable callable with its arguments (for submitit: a module-level function or a bound method of a
 module-level class, pickled by reference) and the resources it asks for. `run(jobs)` yields (job, result) as jobs
-finish; the submitit executors first wait for all of them and then raise JobsFailed naming every failure.
+finish; the pooled and submitit executors first wait for all of them and then raise JobsFailed naming every
+failure.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ class LaunchError(HarnessError):
 
 class JobsFailed(LaunchError):
     pass
+
+
+def raise_failures(failures: list[str], jobs: int) -> None:
+    """After the other jobs have finished: one error naming every failed job (a line each), if any failed."""
+    if failures:
+        raise JobsFailed(f"{len(failures)} of {jobs} job(s) failed:\n" + "\n".join(failures))
 
 
 @dataclass(frozen=True)
@@ -137,8 +144,7 @@ class LocalPool:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
-        if failures:
-            raise JobsFailed(f"{len(failures)} of {len(jobs)} job(s) failed:\n" + "\n".join(failures))
+        raise_failures(failures, len(jobs))
 
 
 class Resumable:
@@ -247,8 +253,7 @@ class Submitit:
                 failures.append(f"  {job.name} (job {handle.job_id}): {last_line(e)}; log: {handle.paths.stderr}")
                 continue
             yield job, result
-        if failures:
-            raise JobsFailed(f"{len(failures)} of {len(jobs)} job(s) failed:\n" + "\n".join(failures))
+        raise_failures(failures, len(jobs))
 
 
 def last_line(error: Exception) -> str:
