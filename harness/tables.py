@@ -109,7 +109,7 @@ MINI = TABLES.register("mini", Table(
     description="Every registered method on the synthetic data set (5000 train / 500 val images of 2-3 objects) "
                 f"with an equal CPU budget of {synthetic.STEPS} steps at batch {synthetic.BATCH_SIZE} (one VQ-VAE "
                 f"per tokenizer: {synthetic.STAGE_STEPS} steps), seeds 0, 1, 2; each beside its untrained "
-                "initialisation and the trivial rows. The README's main job: about 12 minutes on 2 CPU cores.",
+                "initialisation and the trivial rows. The README's main job: 10–12 minutes on 2 CPU cores.",
     rows=synthetic_rows(LEARNED),
     seeds=(0, 1, 2),
     budget=Budget(steps=synthetic.STEPS, batch_size=synthetic.BATCH_SIZE, stage_steps=synthetic.STAGE_STEPS,

@@ -40,8 +40,12 @@ class PretrainedWeightsError(HarnessError):
 class DinoV2Spec:
     """Architecture of the ViT. Defaults: ViT-S/14 at 224² with 4 registers (DIAS); registers=0 for the baselines.
 
-    `init_std` (HF's initializer_range) only matters for random, never-loaded weights, i.e. the tiny frozen
-    backbones of the CPU configs, whose feature scale it sets.
+    `init_std` (HF's initializer_range) and `sincos_pos_std` only matter for random, never-loaded weights, i.e.
+    the tiny frozen backbones of the CPU configs. `init_std` sets their feature scale. `sincos_pos_std` > 0 replaces
+    HF's i.i.d. normal patch position rows by a fixed 2D sin-cos table (`sincos_position_table`) of that std: a
+    trained DINOv2's position embedding is smooth, so its features say where a patch is, while i.i.d. rows
+    average to nothing over an object — DINOSAUR's slots then never learn where their object is and its decoder
+    alpha stays uniform (measured, README "mini table").
     """
 
     hidden: int = 384
@@ -54,6 +58,7 @@ class DinoV2Spec:
     layerscale_init: float = 1.0
     layer_norm_eps: float = 1e-6
     init_std: float = 0.02
+    sincos_pos_std: float = 0.0
 
     @property
     def grid(self) -> int:
@@ -69,6 +74,21 @@ class DinoV2Spec:
         block = 2 * tokens * block_weights + 2 * 2 * tokens**2 * self.hidden
         patch_embed = 2 * self.grid**2 * 3 * self.patch**2 * self.hidden
         return patch_embed + self.layers * block
+
+
+def sincos_position_table(grid: int, dim: int, temperature: float = 100.0) -> torch.Tensor:
+    """(grid², dim) row-major 2D sin-cos position table (MAE's layout: sin x, cos x, sin y, cos y, dim/4 frequencies
+    each), scaled to unit std. Temperature 100 rather than MAE's 10000 so that, at the CPU configs' 64 channels, the
+    frequencies span the 16-token grid instead of leaving most channels nearly constant."""
+    if dim % 4:
+        raise ValueError(f"sin-cos position table needs a channel count divisible by 4, got {dim}")
+    quarter = dim // 4
+    omega = temperature ** (-torch.arange(quarter, dtype=torch.float64) / quarter)
+    y, x = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
+                          indexing="ij")
+    x, y = x.flatten()[:, None] * omega, y.flatten()[:, None] * omega
+    table = torch.cat([x.sin(), x.cos(), y.sin(), y.cos()], 1)
+    return (table / table.std()).float()
 
 
 def _hf_config(spec: DinoV2Spec):
@@ -188,9 +208,12 @@ class DinoV2Backbone(nn.Module):
         self.hf = _hf_model_class(spec)(_hf_config(spec))
         if not norm_out:
             self.hf.layernorm = nn.Identity()
-        if spec.registers:
-            with torch.no_grad():
-                self.hf.embeddings.position_embeddings[:, 0].zero_()
+        with torch.no_grad():
+            position = self.hf.embeddings.position_embeddings
+            if spec.sincos_pos_std:
+                position[0, 1:] = sincos_position_table(spec.grid, spec.hidden) * spec.sincos_pos_std
+            if spec.registers:
+                position[:, 0].zero_()
         self._table = _key_table(spec.layers, hf_attention_names(self.hf.encoder.layer[0]), spec.registers,
                                  norm_out)
         self.register_state_dict_post_hook(_export_timm_names)

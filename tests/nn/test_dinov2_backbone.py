@@ -4,6 +4,8 @@ The oracle is `timm_forward` below: a ViT forward written from the timm paramete
 tokens, position embedding with/without class row, pre-norm blocks with LayerScale, GELU MLP, final LN).
 """
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,7 @@ from harness.nn.dinov2 import (
     hf_attention_names,
     make_encoder,
     resample_pos_embed,
+    sincos_position_table,
 )
 
 TINY = dict(hidden=48, layers=2, heads=3, mlp_ratio=4, patch=4, image_size=16, layer_norm_eps=1e-6)
@@ -266,3 +269,37 @@ def test_make_encoder_resizes_bicubic_then_encodes():
         assert torch.equal(encoder(x), encoder[1](resized))
     with pytest.raises(ValueError, match="16² inputs"):
         encoder[1](x)
+
+
+def test_sincos_position_table_by_hand():
+    """Hand-computed rows: channel blocks sin x, cos x, sin y, cos y with frequencies 100^(-i/(dim/4))."""
+    grid, dim = 3, 8
+    table = sincos_position_table(grid, dim)
+    raw = []
+    for row in range(grid):
+        for col in range(grid):
+            freqs = [1.0, 0.1]  # 100^(-0/2), 100^(-1/2)
+            raw.append([math.sin(col * f) for f in freqs] + [math.cos(col * f) for f in freqs]
+                       + [math.sin(row * f) for f in freqs] + [math.cos(row * f) for f in freqs])
+    raw = torch.tensor(raw, dtype=torch.float64)
+    assert table.shape == (9, 8)
+    assert torch.allclose(table.double(), raw / raw.std(), atol=1e-6)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_position_table(grid, 6)
+
+
+@pytest.mark.parametrize("registers", [4, 0])
+def test_sincos_pos_std_sets_the_patch_rows_of_random_weights(registers):
+    spec = DinoV2Spec(**TINY, registers=registers, sincos_pos_std=0.5)
+    model = DinoV2Backbone(spec, norm_out=True)
+    rows = model.hf.embeddings.position_embeddings[0]
+    assert torch.allclose(rows[1:], 0.5 * sincos_position_table(spec.grid, spec.hidden))
+    assert rows[1:].std().item() == pytest.approx(0.5, rel=1e-5)
+    if registers:
+        assert rows[0].abs().max() == 0  # timm reg4 has no class position
+    # the table is a function of the spec alone, and the checkpoint still decides the weights
+    again = DinoV2Backbone(spec, norm_out=True)
+    assert torch.equal(again.hf.embeddings.position_embeddings[0, 1:], rows[1:])
+    sd = random_timm_state(model, seed=5)
+    model.load_state_dict(sd, strict=True)
+    assert torch.equal(model.state_dict()["pos_embed"], sd["pos_embed"])
