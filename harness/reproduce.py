@@ -14,12 +14,13 @@ trained first. Either way the report is rendered here from the records the cells
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import apply_overrides
+from harness.config import apply_overrides, config_hash
 from harness.errors import HarnessError
 from harness.registry import METHODS, get_config
 from harness.run.launch import EXECUTORS, Job, Resources, SlurmOptions, local_jobs, make_executor
@@ -76,6 +77,24 @@ def plan(table: Table, results: Path, seeds: list[int] | None = None) -> tuple[l
     """(all cells, cells without a record)."""
     cells = [Cell(table, row, s) for row in table.rows for s in (seeds or table.seeds)]
     return cells, [c for c in cells if not c.record_path(results).is_file()]
+
+
+def stale_records(cells: list[Cell], results: Path, overrides: list[str] = ()) -> list[Path]:
+    """Records of `cells` made with another config than the cell's current one (the code's recipe changed, or
+    other overrides were given): reusing them would mix recipes in one table."""
+    stale = []
+    for cell in cells:
+        path = cell.record_path(results)
+        if not path.is_file():
+            continue
+        try:
+            recorded = json.loads(path.read_text())["identity"]["config_hash"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ReproduceError(f"{path}: not a readable result record ({type(e).__name__}: {e}); remove it to "
+                                 f"re-run the cell") from None
+        if recorded != config_hash(cell_config(cell.table, cell.row, overrides)):
+            stale.append(path)
+    return stale
 
 
 def stage_run_dir(results: Path, table: Table, stage: str, dataset: str, seed: int) -> Path:
@@ -222,6 +241,15 @@ def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = 
 
     table = TABLES.get(table_name)
     cells, missing = plan(table, results, seeds)
+    stale = stale_records(cells, results, overrides)
+    if stale:
+        listing = "\n  ".join(map(str, stale))
+        if not allow_mixed:
+            raise ReproduceError(
+                f"table {table.name!r}: {len(stale)} record(s) were made with another config than the cells' current "
+                f"one (changed code or overrides):\n  {listing}\nremove them and their run directories under "
+                f"{results / table.name / 'runs'}, use another --results directory, or --allow-mixed to reuse them")
+        print(f"reusing {len(stale)} record(s) made with another config (--allow-mixed):\n  {listing}", flush=True)
     data_dir = ensure_data(table, data_dir, need_train=checkpoints is None and any(c.trains for c in missing))
     processes = local_jobs(jobs, device=device, jobs=len(missing)) if executor == "local" else 1
     runner = Runner(table, data_dir=data_dir, results=results, device=device, checkpoints=checkpoints,
@@ -277,7 +305,8 @@ def register(sub) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
                    help="override a config field in every cell (the report then flags mixed budgets)")
     p.add_argument("--allow-mixed", action="store_true",
-                   help="aggregate cells that differ in protocol, data or budget (listed in the report)")
+                   help="aggregate cells that differ in protocol, data or budget (listed in the report) and reuse "
+                        "records made with another config")
     p.add_argument("--feature-cache", type=Path, metavar="DIR",
                    help="cache frozen-backbone features in DIR across evaluations (identical metrics, faster)")
     p.add_argument("--executor", choices=EXECUTORS, default="local",

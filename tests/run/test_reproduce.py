@@ -78,6 +78,26 @@ def test_unequal_budgets_are_refused_unless_allowed(tmp_path, capsys):
     assert run(tmp_path, "--seeds", "1", "--allow-mixed") == 0
 
 
+def test_records_of_another_config_are_refused_not_reused(tmp_path, monkeypatch, capsys):
+    """A changed recipe (here an override; in practice changed code) must not silently reuse the old records."""
+    assert run(tmp_path, "--seeds", "0") == 0
+    record = tmp_path / "runs" / "test-toy" / "dias-syn" / "seed0.json"
+    before = record.read_bytes()
+    capsys.readouterr()
+    ran = count_runs(monkeypatch)
+    assert run(tmp_path, "--seeds", "0", "--set", "train.lr=1e-3") == 2
+    err = capsys.readouterr().err
+    assert "4 record(s) were made with another config" in err and str(record) in err and "--allow-mixed" in err
+    assert ran == [] and record.read_bytes() == before
+    assert run(tmp_path, "--seeds", "0", "--set", "train.lr=1e-3", "--allow-mixed") == 0
+    assert "reusing 4 record(s) made with another config" in capsys.readouterr().out and ran == []
+    assert run(tmp_path, "--seeds", "0") == 0 and ran == []  # the config they were made with: reused silently
+
+    record.write_text("{not json")
+    assert run(tmp_path, "--seeds", "0") == 2
+    assert f"{record}: not a readable result record" in capsys.readouterr().err
+
+
 def test_real_data_tables_name_missing_files_and_where_to_get_them(tmp_path, capsys):
     assert main(["reproduce", "--table", "v3", "--checkpoints", str(tmp_path)]) == 2
     err = capsys.readouterr().err
