@@ -32,7 +32,7 @@ SUMMARY_KEYS = ["source", "label", "method", "dataset", "variant", "protocol", "
 
 
 class MixedCellsError(HarnessError):
-    """Cells of one table disagree on what the table fixes (protocol, data, budget)."""
+    """Cells of one table disagree on what the table fixes (protocol, data, budget, a row's config)."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,8 @@ def check_uniform(frame: pd.DataFrame, table: Table, allow_mixed: bool = False) 
     protocol: every cell is evaluated under the table's protocol. data_card: all cells on one dataset read the
     same split. steps / batch_size: with a table budget every trained cell has exactly it; without one (each
     method's own recipe) the seeds of a row agree. Cells that were not trained (steps 0: reference rows,
-    untrained initialisations) have no budget to compare.
+    untrained initialisations) have no budget to compare. config_hash: the seeds of a row share one recipe (a
+    record kept from before a code or override change would otherwise be averaged with the new ones).
     """
     cells = frame[frame["source"] == OURS].drop_duplicates(["label", "seed", "protocol"])
     issues = []
@@ -158,6 +159,10 @@ def check_uniform(frame: pd.DataFrame, table: Table, allow_mixed: bool = False) 
     for dataset, group in cells.groupby("dataset", sort=False):
         if group["data_card"].nunique() > 1:
             issues.append(f"data_card: cells on {dataset} read different splits; " + _by_value(group, "data_card"))
+    for label, group in cells.groupby("label", sort=False):
+        if group["config_hash"].nunique() > 1:
+            issues.append(f"config_hash: the seeds of {label} were made with different configs; "
+                          + _by_value(group, "config_hash"))
     trained = cells[cells["steps"].fillna(0) > 0]
     for field, fixed in (("steps", table.budget.steps), ("batch_size", table.budget.batch_size)):
         if fixed is not None:

@@ -110,6 +110,20 @@ def test_seeds_of_a_row_must_share_the_budget_without_a_table_budget(tmp_path):
         check_uniform(frame, table)
 
 
+def test_seeds_of_a_row_must_share_one_config(tmp_path):
+    table = toy_table()
+    write_cell(tmp_path, table, "alpha-syn", 42, uniform(0.5))
+    write_cell(tmp_path, table, "beta-syn", 42, uniform(0.5))  # another row's config: fine
+    assert check_uniform(tidy_frame(find_records(tmp_path, table)), table) == []
+    write_cell(tmp_path, table, "alpha-syn", 43, uniform(0.5), extra={"config_hash": "hash-after-a-change"})
+    frame = tidy_frame(find_records(tmp_path, table))
+    with pytest.raises(MixedCellsError, match=r"config_hash: the seeds of alpha-syn were made with different "
+                                              r"configs; config_hash=hash-after-a-change: alpha-syn-43; "
+                                              r"config_hash=hash-alpha: alpha-syn-42"):
+        check_uniform(frame, table)
+    assert len(check_uniform(frame, table, allow_mixed=True)) == 1
+
+
 def test_different_data_cards_refused_and_untrained_cells_have_no_budget(tmp_path):
     table = toy_table()
     write_cell(tmp_path, table, "alpha-syn", 42, uniform(0.5))
