@@ -14,7 +14,6 @@ trained first. Either way the report is rendered here from the records the cells
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from harness.config import apply_overrides, config_hash
 from harness.errors import HarnessError
 from harness.registry import METHODS, get_config
+from harness.results import ResultError, read_record
 from harness.run.launch import EXECUTORS, Job, Resources, SlurmOptions, local_jobs, make_executor
 from harness.tables import TABLES, Row, Table
 
@@ -88,10 +88,9 @@ def stale_records(cells: list[Cell], results: Path, overrides: list[str] = ()) -
         if not path.is_file():
             continue
         try:
-            recorded = json.loads(path.read_text())["identity"]["config_hash"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ReproduceError(f"{path}: not a readable result record ({type(e).__name__}: {e}); remove it to "
-                                 f"re-run the cell") from None
+            recorded = read_record(path)["identity"]["config_hash"]
+        except ResultError as e:
+            raise ReproduceError(f"{path}: not a readable result record ({e}); remove it to re-run the cell") from None
         if recorded != config_hash(cell_config(cell.table, cell.row, overrides)):
             stale.append(path)
     return stale
