@@ -16,6 +16,7 @@ from torch import nn
 
 from baselines.common import BaselineConfigError
 from harness.config import MethodConfig
+from harness.contract import SlotModel
 from harness.nn.dinov2 import DinoV2Spec, make_encoder
 from harness.nn.initializers import NormalSeparate
 from harness.nn.mlp import MLP
@@ -48,24 +49,26 @@ class DinoSlotConfig(MethodConfig):
         return int(self.resolution * self.backbone_scale) // self.backbone.patch
 
 
-class DinoSlotModel(nn.Module):
+class DinoSlotModel(SlotModel):
     """Builds the shared encoder modules; subclasses add `mediat`/`decode` and call `finish_init()`."""
 
-    def __init__(self, config: DinoSlotConfig, load_pretrained: bool = False):
+    def __init__(self, config: DinoSlotConfig, pretrained: bool = False):
         super().__init__()
         resized = int(config.resolution * config.backbone_scale)
         if resized != config.backbone.image_size:
             raise BaselineConfigError(
                 f"{config.method}: resolution {config.resolution} × backbone_scale {config.backbone_scale} = "
                 f"{resized}, but backbone.image_size is {config.backbone.image_size}")
-        pretrained = config.pretrained if load_pretrained else None
         self.encode_backbone = make_encoder(config.backbone, norm_out=True, scale=config.backbone_scale,
-                                            pretrained=pretrained)
+                                            pretrained=config.pretrained if pretrained else None)
         self.encode_posit_embed = nn.Identity()
         self.encode_project = MLP(config.backbone.hidden, [config.project_hidden, config.slot_dim], ln="pre")
         self.initializ = NormalSeparate(config.num_slots, config.slot_dim)
         self.aggregat = SlotAttention(config.num_iter, config.slot_dim, config.ffn_dim, dropout=config.sa_dropout,
                                       kv_dim=config.slot_dim, trunc_bp="bi-level")
+
+    def frozen_backbone(self) -> nn.Module:
+        return self.encode_backbone
 
     def finish_init(self) -> None:
         zero_biases(self.encode_posit_embed, self.encode_project, self.aggregat)

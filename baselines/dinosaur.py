@@ -48,8 +48,8 @@ class BroadcastMLPDecoder(nn.Module):
 
 
 class Dinosaur(DinoSlotModel):
-    def __init__(self, config: DinosaurConfig, load_pretrained: bool = False):
-        super().__init__(config, load_pretrained)
+    def __init__(self, config: DinosaurConfig, pretrained: bool = False):
+        super().__init__(config, pretrained)
         self.decode = BroadcastMLPDecoder(config.feature_side ** 2, config.slot_dim, config.decoder_hidden,
                                           config.decoder_layers, config.backbone.hidden)
         self.finish_init()
@@ -68,11 +68,12 @@ class Dinosaur(DinoSlotModel):
         )
 
 
-@register_method("dinosaur", description="DINOSAUR (VQ-VFM-OCL port): frozen DINOv2-S/14, SA, broadcast MLP "
-                                         "decoder reconstructing features")
-def build_dinosaur(config: DinosaurConfig, load_pretrained: bool = False) -> Dinosaur:
-    """`load_pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone."""
-    return Dinosaur(config, load_pretrained)
+@register_method("dinosaur", train_cost=2,
+                 description="DINOSAUR (VQ-VFM-OCL port): frozen DINOv2-S/14, SA, broadcast MLP "
+                             "decoder reconstructing features")
+def build_dinosaur(config: DinosaurConfig, *, pretrained: bool = False) -> Dinosaur:
+    """`pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone."""
+    return Dinosaur(config, pretrained)
 
 
 def _full(dataset: str) -> DinosaurConfig:

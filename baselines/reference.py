@@ -24,7 +24,7 @@ from torch import nn
 
 from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, BaselineConfigError
 from harness.config import EvalConfig, MethodConfig, TrainConfig
-from harness.nn.output import ModelOutput
+from harness.contract import ModelOutput, SlotModel
 from harness.registry import register_config, register_method
 
 
@@ -51,7 +51,7 @@ def one_hot_masks(labels: torch.Tensor, k: int) -> torch.Tensor:
     return F.one_hot(labels, k).permute(0, 3, 1, 2).float()
 
 
-class GridSegments(nn.Module):
+class GridSegments(SlotModel):
     def __init__(self, config: ReferenceConfig):
         super().__init__()
         self.rows, self.cols = near_square_grid(config.num_slots)
@@ -67,7 +67,7 @@ class GridSegments(nn.Module):
         return ModelOutput(None, masks={"decoder": one_hot_masks(labels, self.rows * self.cols)})
 
 
-class SingleSegment(nn.Module):
+class SingleSegment(SlotModel):
     def __init__(self, config: ReferenceConfig):
         super().__init__()
         if config.num_slots != 1:
@@ -123,7 +123,7 @@ def lloyd(points: torch.Tensor, centres: torch.Tensor, iterations: int) -> tuple
     return nearest(points, centres), centres
 
 
-class ColourKMeans(nn.Module):
+class ColourKMeans(SlotModel):
     """Per-image k-means fitted on a regular subsample of at most `fit_pixels` pixels (every s-th row and column;
     all pixels at 32²), then every pixel assigned to its nearest centre. k-means++ seeds come from a generator
     seeded per image, so an image's segments do not depend on the batch it is in; Lloyd runs batched."""
@@ -160,8 +160,8 @@ class ColourKMeans(nn.Module):
         return ModelOutput(None, masks={"decoder": one_hot_masks(labels.view(b, h, w), self.k)})
 
 
-def _build(cls, config: ReferenceConfig, load_pretrained: bool = False) -> nn.Module:
-    """Builders take `load_pretrained` like every method's; a rule has nothing to load."""
+def _build(cls, config: ReferenceConfig, *, pretrained: bool = False) -> nn.Module:
+    """A rule has nothing pretrained to load."""
     return cls(config)
 
 

@@ -26,8 +26,8 @@ from torch import nn
 from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, BaselineConfigError, vvo_train
 from harness import synthetic
 from harness.config import EvalConfig, MethodConfig
+from harness.contract import ModelOutput, SlotModel
 from harness.nn.initializers import NormalShared
-from harness.nn.output import ModelOutput
 from harness.nn.slot_attention import SlotAttention
 from harness.registry import register_config, register_method
 
@@ -89,7 +89,7 @@ class BroadcastCNNDecoder(nn.Module):
         return out[:, :, :3], out[:, :, 3:]
 
 
-class SlotAttentionAutoEncoder(nn.Module):
+class SlotAttentionAutoEncoder(SlotModel):
     def __init__(self, config: SAConfig):
         super().__init__()
         c, k, r = config.channels, config.kernel_size, config.internal_resolution
@@ -122,10 +122,11 @@ class SlotAttentionAutoEncoder(nn.Module):
         )
 
 
-@register_method("sa", description="vanilla Slot Attention (Locatello et al. 2020): CNN encoder, pixel broadcast "
-                                   "decoder")
-def build_sa(config: SAConfig, load_pretrained: bool = False) -> SlotAttentionAutoEncoder:
-    """Trained from scratch: `load_pretrained` has nothing to load (accepted like every builder's)."""
+@register_method("sa", train_cost=3,
+                 description="vanilla Slot Attention (Locatello et al. 2020): CNN encoder, pixel broadcast "
+                             "decoder")
+def build_sa(config: SAConfig, *, pretrained: bool = False) -> SlotAttentionAutoEncoder:
+    """Trained from scratch: `pretrained` has nothing to load."""
     return SlotAttentionAutoEncoder(config)
 
 

@@ -74,8 +74,8 @@ class ARTransformerDecoder(nn.Module):
 
 
 class Slate(StageUser, DinoSlotModel):
-    def __init__(self, config: SlateConfig, load_pretrained: bool = False):
-        super().__init__(config, load_pretrained)
+    def __init__(self, config: SlateConfig, pretrained: bool = False):
+        super().__init__(config, pretrained)
         if config.tokenizer.code_dim != config.slot_dim:
             raise BaselineConfigError(
                 f"slate: tokenizer.code_dim {config.tokenizer.code_dim} must equal slot_dim {config.slot_dim} "
@@ -100,12 +100,13 @@ class Slate(StageUser, DinoSlotModel):
         )
 
 
-@register_method("slate", description="SLATE (VQ-VFM-OCL port): frozen DINOv2-S/14, SA, autoregressive "
-                                      "transformer over VQ-VAE tokens (stage vqvae-c256)")
-def build_slate(config: SlateConfig, load_pretrained: bool = False) -> Slate:
-    """`load_pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone; the
+@register_method("slate", train_cost=1,
+                 description="SLATE (VQ-VFM-OCL port): frozen DINOv2-S/14, SA, autoregressive "
+                             "transformer over VQ-VAE tokens (stage vqvae-c256)")
+def build_slate(config: SlateConfig, *, pretrained: bool = False) -> Slate:
+    """`pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone; the
     tokenizer comes from the trained stage (`model.load_stage`)."""
-    return Slate(config, load_pretrained)
+    return Slate(config, pretrained)
 
 
 def _full(dataset: str) -> SlateConfig:

@@ -88,8 +88,8 @@ class ConditionDiffusionDecoder(nn.Module):
 
 
 class SlotDiffusion(StageUser, DinoSlotModel):
-    def __init__(self, config: SlotDiffusionConfig, load_pretrained: bool = False):
-        super().__init__(config, load_pretrained)
+    def __init__(self, config: SlotDiffusionConfig, pretrained: bool = False):
+        super().__init__(config, pretrained)
         self.mediat = VQVAE(config.tokenizer, decode=False)
         self.decode = ConditionDiffusionDecoder(config)
         self.finish_init()
@@ -108,12 +108,13 @@ class SlotDiffusion(StageUser, DinoSlotModel):
         )
 
 
-@register_method("slotdiffusion", description="SlotDiffusion (VQ-VFM-OCL port): frozen DINOv2-S/14, SA, "
-                                              "slot-conditioned latent diffusion UNet (stage vqvae-c4)")
-def build_slotdiffusion(config: SlotDiffusionConfig, load_pretrained: bool = False) -> SlotDiffusion:
-    """`load_pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone; the
+@register_method("slotdiffusion", train_cost=5,
+                 description="SlotDiffusion (VQ-VFM-OCL port): frozen DINOv2-S/14, SA, "
+                             "slot-conditioned latent diffusion UNet (stage vqvae-c4)")
+def build_slotdiffusion(config: SlotDiffusionConfig, *, pretrained: bool = False) -> SlotDiffusion:
+    """`pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone; the
     tokenizer comes from the trained stage (`model.load_stage`)."""
-    return SlotDiffusion(config, load_pretrained)
+    return SlotDiffusion(config, pretrained)
 
 
 def _full(dataset: str) -> SlotDiffusionConfig:

@@ -27,9 +27,9 @@ from baselines.common import DATASETS, SYNTHETIC_RESOLUTION, BaselineConfigError
 from baselines.taesd import TaesdDecoder, TaesdEncoder, TaesdSpec, build_autoencoder_tiny
 from harness import synthetic
 from harness.config import EvalConfig, MethodConfig, WeightSchedule
+from harness.contract import ModelOutput, SlotModel
 from harness.nn.checkpoint import load_by_prefix_order
 from harness.nn.dinov2 import Interpolate
-from harness.nn.output import ModelOutput
 from harness.registry import get_config, register_config, register_method
 
 # The authors' ckpt_map for loading a stage into a method (target prefix ← source prefix, SPEC §3.6).
@@ -74,7 +74,7 @@ class Codebook(nn.Module):
         return (-dist).softmax(1).argmax(1)
 
 
-class VQVAE(nn.Module):
+class VQVAE(SlotModel):
     """encode/decode/codebook as the authors' VQVAE; `decode=False` gives the encoder-only `mediat` of SLATE and
     SlotDiffusion (same keys under `mediat.`)."""
 
@@ -153,20 +153,20 @@ class VQVAEConfig(MethodConfig):
     lpips_weights: str | None = None
 
 
-def build_vqvae(config: VQVAEConfig, load_pretrained: bool = False) -> VQVAE:
-    """`load_pretrained=True` (training) starts the TAESD trunk from `config.pretrained` and needs the LPIPS
+def build_vqvae(config: VQVAEConfig, *, pretrained: bool = False) -> VQVAE:
+    """`pretrained=True` (training) starts the TAESD trunk from `config.pretrained` and needs the LPIPS
     weights if the recipe has the term; without it (evaluation) LPIPS is loaded only when a file is named."""
     lpips = None
     if config.lpips and config.lpips_weights is not None:
         from baselines.lpips import LPIPS
 
         lpips = LPIPS.from_file(config.lpips_weights)
-    elif config.lpips and load_pretrained:
+    elif config.lpips and pretrained:
         raise BaselineConfigError(
             f"{config.method}/{config.dataset}: the authors' recipe adds an LPIPS(alex) loss; name a local weight "
             f"file with --set lpips_weights=PATH (layout: baselines/lpips.py) or train without it: --set lpips=false")
-    pretrained = config.pretrained if load_pretrained else None
-    return VQVAE(config.tokenizer, decode=True, pretrained=pretrained, lpips=lpips)
+    weights = config.pretrained if pretrained else None
+    return VQVAE(config.tokenizer, decode=True, pretrained=weights, lpips=lpips)
 
 
 # TAESD encoder layers 0–10 keep their pretrained weights (SPEC §3.6; parameter names without "m.").

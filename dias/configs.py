@@ -60,17 +60,18 @@ def _check(config: DIASConfig) -> None:
         raise HarnessError(f"dias config: eval_noise must be one of {NOISE_MODES}, got {config.eval_noise!r}")
 
 
-@register_method("dias", description="DIAS (Zhao et al. 2025) as released: frozen DINOv2-S/14 reg4, Slot Attention "
-                 "with first→last attention self-distillation, random-order masked Transformer decoder; "
-                 "segments from decoder attention. Paper extension (pruning + re-initialised aggregation) "
-                 "behind `extension.*`, off by default.")
-def build(config: DIASConfig, load_pretrained: bool = False) -> DIAS:
-    """The DIAS model of `config`; `load_pretrained=True` (training) loads `config.pretrained` into the backbone."""
+@register_method("dias", subject=True, train_cost=4,
+                 description="DIAS (Zhao et al. 2025) as released: frozen DINOv2-S/14 reg4, Slot Attention "
+                             "with first→last attention self-distillation, random-order masked Transformer decoder; "
+                             "segments from decoder attention. Paper extension (pruning + re-initialised aggregation) "
+                             "behind `extension.*`, off by default.")
+def build(config: DIASConfig, *, pretrained: bool = False) -> DIAS:
+    """The DIAS model of `config`; `pretrained=True` (training) loads `config.pretrained` into the backbone."""
     _check(config)
     spec, dim = config.backbone, config.backbone.hidden
-    pretrained = config.pretrained if load_pretrained else None
     return DIAS(
-        encode_backbone=make_encoder(spec, config.norm_out, config.backbone_scale, pretrained),
+        encode_backbone=make_encoder(spec, config.norm_out, config.backbone_scale,
+                                     config.pretrained if pretrained else None),
         encode_posit_embed=nn.Identity(),
         encode_project=MLP(dim, [dim, dim], ln="pre"),
         initializ=NormalShared(config.num_slots, config.slot_dim, config.eval_noise),

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dias.extension import ExtensionConfig, refine_slots
-from harness.nn.output import ModelOutput
+from harness.contract import ModelOutput, SlotModel
 from harness.nn.slot_attention import zero_biases
 
 
@@ -26,7 +26,7 @@ def distillation_loss(first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(first, last.detach())
 
 
-class DIAS(nn.Module):
+class DIAS(SlotModel):
     """Attribute names are the checkpoint format (encode_backbone, encode_posit_embed, encode_project, initializ,
     aggregat, decode). Biases of all but the backbone and initialiser start at zero (the authors' reset_parameters).
 
@@ -49,6 +49,9 @@ class DIAS(nn.Module):
         self.decode = decode
         self.extension = extension or ExtensionConfig()
         zero_biases(self.encode_posit_embed, self.encode_project, self.aggregat, self.decode)
+
+    def frozen_backbone(self) -> nn.Module:
+        return self.encode_backbone
 
     def forward(self, images: torch.Tensor, features: torch.Tensor | None = None) -> ModelOutput:
         feature = (self.encode_backbone(images) if features is None else features).detach()  # (b, c, h, w); frozen

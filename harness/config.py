@@ -42,7 +42,8 @@ class WeightSchedule:
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    """SPEC §3.7 / §6: Adam, linear warm-up then cosine to lr·lr_final_ratio, L2 grad-clip after unscale."""
+    """SPEC §3.7 / §6: Adam, linear warm-up then cosine to lr·lr_final_ratio, grad-clip after unscale (the model's
+    `optimizer` and `clip_gradients`, harness.contract, read these fields)."""
 
     steps: int
     batch_size: int
@@ -50,6 +51,7 @@ class TrainConfig:
     warmup_steps: int
     lr_final_ratio: float = 1e-3
     grad_clip: float = 1.0
+    grad_clip_norm_type: float = 2.0  # the norm clipped: 2 (L2, the authors' DIAS) or inf (SPOT)
     val_interval: int
     save_since: int
     # Full training state (model, optimiser, scaler, RNG, loader position) is saved every this many steps

@@ -71,30 +71,46 @@ def load_builtin_methods() -> None:
 
 @dataclass
 class MethodSpec:
-    """What the registry knows of a method.
+    """What the registry knows of a method (the contract it honours: harness.contract).
 
-    kind: "learned" (trained by the runner), "reference" (a fixed rule such as a grid, evaluated by the
-    same code) or "stage" (a prerequisite such as a VQ-VAE tokenizer, trained once and shared).
+    kind: "learned" (trained by the runner), "reference" (a fixed rule such as a grid, evaluated by the same code) or
+    "stage" (a prerequisite such as a VQ-VAE tokenizer, trained once and shared). `subject`: the method the harness
+    exists to judge (DIAS); tables list it first. `train_cost`: relative training time of its CPU configs, so that
+    executors start the slowest cells first (a scheduling hint, not a result).
     """
 
     name: str
     build: Callable
     kind: str = "learned"
     description: str = ""
+    subject: bool = False
+    train_cost: float = 1.0
     configs: dict[str, Callable] = field(default_factory=dict)
 
 
 METHODS: Registry[MethodSpec] = Registry("method", loader=load_builtin_methods)
+KINDS = ("learned", "reference", "stage")
 
 
-def register_method(name: str, *, kind: str = "learned", description: str = ""):
-    """Decorator for a builder `build(config) -> nn.Module` honouring the forward contract."""
+def register_method(name: str, *, kind: str = "learned", description: str = "", subject: bool = False,
+                    train_cost: float = 1.0):
+    """Decorator for a builder `build(config, *, pretrained: bool) -> harness.contract.SlotModel`."""
+    if kind not in KINDS:
+        raise ValueError(f"method {name!r}: kind must be one of {KINDS}, got {kind!r}")
 
     def deco(build: Callable) -> Callable:
-        METHODS.register(name, MethodSpec(name, build, kind, description))
+        METHODS.register(name, MethodSpec(name, build, kind, description, subject, train_cost))
         return build
 
     return deco
+
+
+def methods_of_kind(kind: str, dataset: str | None = None) -> list[str]:
+    """Registered methods of `kind` (with a config for `dataset`, if given): the subject first, then the order of
+    registration. Tables and contract tests are derived from this, so a new method needs no list edited."""
+    specs = [METHODS.get(n) for n in METHODS.names()]
+    specs = [s for s in specs if s.kind == kind and (dataset is None or dataset in s.configs)]
+    return [s.name for s in sorted(specs, key=lambda s: not s.subject)]
 
 
 def register_config(method: str, dataset: str):
@@ -113,8 +129,13 @@ def register_config(method: str, dataset: str):
 
 
 def get_config(method: str, dataset: str, overrides: dict | list[str] | None = None):
-    """The registered config of `method` on `dataset`, with `overrides` applied (see harness.config)."""
+    """The registered config of `method` on `dataset`, with `overrides` applied (see harness.config).
+
+    A factory whose config names another method or dataset than the one it is registered under is refused: a
+    copy-pasted `method="slate"` in a new method's config would otherwise train SLATE silently.
+    """
     from harness.config import apply_overrides
+    from harness.contract import ContractError
 
     spec = METHODS.get(method)
     if dataset not in spec.configs:
@@ -122,6 +143,9 @@ def get_config(method: str, dataset: str, overrides: dict | list[str] | None = N
             f"method {method!r} has no config for dataset {dataset!r}; valid: {', '.join(sorted(spec.configs))}"
         )
     config = spec.configs[dataset]()
+    if (config.method, config.dataset) != (method, dataset):
+        raise ContractError(f"the config registered as {method}/{dataset} says method={config.method!r}, "
+                            f"dataset={config.dataset!r}")
     return apply_overrides(config, overrides) if overrides else config
 
 

@@ -8,11 +8,12 @@ refuses to mix cells that disagree unless told to.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness import synthetic
 from harness.data.synthetic import SynthConfig
-from harness.registry import Registry
+from harness.registry import Registry, methods_of_kind
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class SynthData:
 class Table:
     name: str
     description: str
-    rows: tuple[Row, ...]
+    rows: Sequence[Row]
     seeds: tuple[int, ...]
     protocol: str = "dias-v3"
     budget: Budget = field(default_factory=Budget)
@@ -90,18 +91,32 @@ TABLES.register("v3", Table(
     published=("dias_v3_acc-v3.xlsx", "vqvfmocl_readme_256"),
 ))
 
-# The synthetic tables: every learned method of the registry beside its own untrained initialisation (what training
-# must beat) and the trivial rows (what any segmentation must beat), on the harness's generated data.
-# Slowest to train first (measured, see harness/synthetic.py): cells start in table order, so with several at a
-# time the short ones fill the gaps at the end.
-LEARNED = ("slotdiffusion", "dias", "sa", "dinosaur", "slate")
-TRIVIAL = ("grid", "single-segment", "colour-kmeans")
+@dataclass(frozen=True)
+class RegistryRows(Sequence):
+    """A table's rows derived from the method registry when read: every learned method with a config for `dataset`
+    (the subject first, then the baselines in registration order), each beside its untrained initialisation (what
+    training must beat), then the reference rows (what any segmentation must beat). A method registered anywhere
+    appears in every such table without a list being edited."""
+
+    dataset: str
+
+    def _rows(self) -> tuple[Row, ...]:
+        learned = methods_of_kind("learned", self.dataset)
+        return rows_for(learned, self.dataset)
+
+    def __getitem__(self, index):
+        return self._rows()[index]
+
+    def __len__(self) -> int:
+        return len(self._rows())
 
 
-def synthetic_rows(methods: tuple[str, ...], trivial: tuple[str, ...] = TRIVIAL) -> tuple[Row, ...]:
-    trained = [Row(m, "synthetic", m) for m in methods]
-    untrained = [Row(m, "synthetic", f"{m}-untrained", variant="untrained") for m in methods]
-    return tuple(trained + untrained + [Row(m, "synthetic", m) for m in trivial])
+def rows_for(methods, dataset: str) -> tuple[Row, ...]:
+    """`methods` trained, then their untrained initialisations, then every reference row of the registry."""
+    trained = [Row(m, dataset, m) for m in methods]
+    untrained = [Row(m, dataset, f"{m}-untrained", variant="untrained") for m in methods]
+    trivial = [Row(m, dataset, m) for m in methods_of_kind("reference", dataset)]
+    return tuple(trained + untrained + trivial)
 
 
 MINI = TABLES.register("mini", Table(
@@ -110,7 +125,7 @@ MINI = TABLES.register("mini", Table(
                 f"with an equal CPU budget of {synthetic.STEPS} steps at batch {synthetic.BATCH_SIZE} (one VQ-VAE "
                 f"per tokenizer: {synthetic.STAGE_STEPS} steps), seeds 0, 1, 2; each beside its untrained "
                 "initialisation and the trivial rows. The README's main job: 10–12 minutes on 2 CPU cores.",
-    rows=synthetic_rows(LEARNED),
+    rows=RegistryRows("synthetic"),
     seeds=(0, 1, 2),
     budget=Budget(steps=synthetic.STEPS, batch_size=synthetic.BATCH_SIZE, stage_steps=synthetic.STAGE_STEPS,
                   stage_seed=0, gpus=1, minutes=30),
@@ -135,7 +150,7 @@ TABLES.register("synthetic-long", Table(
     description="The slow learning check (never in CI): vanilla SA and DIAS with 12 times the mini budget "
                 f"({LONG_STEPS} steps at batch {synthetic.BATCH_SIZE}, about 18 minutes per run on one CPU core) "
                 "against their initialisations and the trivial rows, on the mini table's data.",
-    rows=synthetic_rows(("sa", "dias")),
+    rows=rows_for(("dias", "sa"), "synthetic"),
     seeds=(0, 1, 2),
     budget=Budget(steps=LONG_STEPS, batch_size=synthetic.BATCH_SIZE, gpus=1, minutes=90),
     data="synthetic",

@@ -1,8 +1,8 @@
 """Frozen-backbone feature cache: evaluate DIAS, DINOSAUR, SLATE and SlotDiffusion without re-running DINOv2.
 
-Their DINOv2 (`model.encode_backbone`) is frozen, so its output for an image is fixed by the backbone's weights, the
-image as the deterministic val transform makes it, and how the forward is computed. The cache keeps that output
-per record key in one LMDB file (harness.data.lmdb_io) per identity:
+Their DINOv2 (`model.frozen_backbone()`, harness.contract) is frozen, so its output for an image is fixed by the
+backbone's weights, the image as the deterministic val transform makes it, and how the forward is computed. The
+cache keeps that output per record key in one LMDB file (harness.data.lmdb_io) per identity:
 
     backbone   sha256 of the backbone's state_dict (names, dtypes, shapes, bytes) and its module repr (the
                architecture and the 256 → 224 resize in front of it)
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -51,6 +50,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from harness.contract import SlotModel
 from harness.data.card import data_card_fingerprint
 from harness.data.lmdb_io import LmdbReader, LmdbWriter
 from harness.data.transforms import ValTransform
@@ -60,23 +60,20 @@ from harness.run.evaluate import autocast
 FORMAT = "harness.feature-cache/1"
 STORAGE = {"float32": torch.float32, "float16": torch.float16}
 DEFAULT_STORAGE = "float32"
-BACKBONE = "encode_backbone"  # the attribute every frozen-backbone method names its backbone by
-
-
 class FeatureCacheError(HarnessError):
     pass
 
 
-def frozen_backbone(model: nn.Module) -> nn.Module | None:
-    """`model.encode_backbone` if the method takes precomputed features (`forward(images, features=None)`), else
-    None (e.g. `sa` and the reference rows). Refuses a backbone with trainable parameters: its output would change."""
-    backbone = getattr(model, BACKBONE, None)
-    if not isinstance(backbone, nn.Module) or "features" not in inspect.signature(model.forward).parameters:
+def frozen_backbone(model: SlotModel) -> nn.Module | None:
+    """The backbone the model declares frozen (`SlotModel.frozen_backbone`), or None (e.g. `sa` and the reference
+    rows). Refuses a backbone with trainable parameters: its output would change."""
+    backbone = model.frozen_backbone()
+    if backbone is None:
         return None
     trainable = [name for name, p in backbone.named_parameters() if p.requires_grad]
     if trainable:
-        raise FeatureCacheError(f"{type(model).__name__}.{BACKBONE} is not frozen ({trainable[0]} and "
-                                f"{len(trainable) - 1} more parameters train): its features cannot be cached")
+        raise FeatureCacheError(f"{type(model).__name__}: its declared frozen backbone is not frozen ({trainable[0]} "
+                                f"and {len(trainable) - 1} more parameters train): its features cannot be cached")
     return backbone
 
 

@@ -80,7 +80,7 @@ def build_model(config, device: torch.device, stage_weights: str | Path | None =
     for loading complete weights (ours or the authors', which contain backbone and stage) next.
     """
     spec = METHODS.get(config.method)
-    model = spec.build(config, load_pretrained=True) if initial and spec.kind != "reference" else spec.build(config)
+    model = spec.build(config, pretrained=initial)
     if config.stage is not None and initial:
         if stage_weights is None:
             raise HarnessError(f"{config.method} needs the weights of its stage {config.stage!r}")
@@ -95,110 +95,87 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     run_dir, device, tc, world = Path(run_dir), rank_device(device), config.train, current()
     run_dir.mkdir(parents=True, exist_ok=True)
     chash = config_hash(config)
-    seed_everything(seed)
 
+    # --- setup: model (its optimiser and clip: harness.contract), AMP scaler, data ---
+    seed_everything(seed)
     model = build_model(config, device, stage_weights)
     seed_rank(seed, world.rank)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=0.0)  # the lr is set from the schedule before every step
+    optimizer = model.optimizer(tc)  # every group's lr is set from the schedule before each step
     scaler = torch.amp.GradScaler(device.type, enabled=tc.amp == "fp16" and device.type == "cuda")
-
     train_set = open_split(data_dir, config.dataset, "train", train=True)
     val_set = open_split(data_dir, config.dataset, "val")
     loader, position = train_loader(train_set, batch_size=tc.batch_size, seed=seed, num_workers=tc.num_workers,
                                     collate_fn=collate, worker_seeding=worker_seeding,
                                     pin_memory=device.type == "cuda", rank=world.rank, world=world.size)
 
-    step, epoch, consumed = 0, 0, 0
+    # --- resume: the full state of the last checkpoint, if the run directory has one ---
     state_path = run_dir / TRAIN_STATE
+    at = Position()
     if state_path.exists():
         state = load_train_state(state_path, config_hash=chash, seed=seed, world_size=world.size)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        step, epoch, consumed = state["step"], state["epoch"], state["consumed"]
+        at = Position(state["step"], state["epoch"], state["consumed"], saved=state["step"])
         set_rng_state(state["rng"][world.rank], device)
+    resumed_from = at.step
     net = model if world.size == 1 else DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
-    resumed_from = step
-    log = RunLog(run_dir, resume_step=step, enabled=world.main)
-    checkpoint_every = tc.checkpoint_interval or tc.val_interval
-
-    saved_step = step if state_path.exists() else None
 
     def save_state() -> None:
-        nonlocal saved_step
-        saved_step = step
+        at.saved = at.step
         rngs = world.gather(rng_state(device))  # every rank's own stream, so that each resumes its own
         if world.main:
             save_train_state(state_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                             scaler=scaler.state_dict(), step=step, epoch=epoch, consumed=consumed, rng=rngs,
-                             world_size=world.size, config_hash=chash, seed=seed)
+                             scaler=scaler.state_dict(), step=at.step, epoch=at.epoch, consumed=at.consumed,
+                             rng=rngs, world_size=world.size, config_hash=chash, seed=seed)
 
-    bar = tqdm(total=tc.steps, initial=step, desc=f"{config.method}/{config.dataset}/{seed}", unit="step",
-               disable=not (progress and world.main), leave=False)
+    # --- the loop: schedule → step → log / validate / checkpoint ---
+    log = RunLog(run_dir, resume_step=at.step, enabled=world.main)
+    checkpoint_every = tc.checkpoint_interval or tc.val_interval
+    bar = tqdm(total=tc.steps, initial=at.step, desc=f"{config.method}/{config.dataset}/{seed}", unit="step",
+               disable=not (progress and world.main) or None, leave=False)
     started, images_seen = time.perf_counter(), 0
     model.train()
-    while step < tc.steps:
-        position(epoch, consumed)
+    while at.step < tc.steps:
+        position(at.epoch, at.consumed)
         for batch in loader:
-            lr = learning_rate(step, tc)
+            lr = learning_rate(at.step, tc)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            model.before_step(at.step, tc.steps)
             # this rank's share of the global batch: its mean loss × scale, averaged by DDP = the global mean
-            scale = loss_scale(len(train_set), tc.batch_size, consumed, world.rank, world.size)
-            images = batch["image"].to(device, non_blocking=True)
-            with autocast(device, tc.amp):
-                out = net(images)
-            terms = {name: value.float() for name, value in out.losses.items()}
-            weights = loss_weights(step, tc, terms)
-            batch_terms = world.average({name: value * scale for name, value in terms.items()})  # global means
-            for name, value in batch_terms.items():
-                if not torch.isfinite(value):
-                    raise NonFiniteLoss(f"step {step}: loss term {name!r} is {value.item()}; the last good "
-                                        f"checkpoint (step {saved_step}) is kept in {state_path}")
-            loss = sum(weights[name] * value for name, value in terms.items()) * scale
-
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
-            if not scaler.is_enabled() and not torch.isfinite(grad_norm):
-                raise NonFiniteLoss(f"step {step}: the gradient norm is {grad_norm.item()}; the last good "
-                                    f"checkpoint (step {saved_step}) is kept in {state_path}")
-            scaler.step(optimizer)
-            scaler.update()
-            images_seen += shard(len(train_set), tc.batch_size, consumed, world.rank, world.size)[0]  # global
-            step, consumed = step + 1, consumed + 1
+            scale = loss_scale(len(train_set), tc.batch_size, at.consumed, world.rank, world.size)
+            result = train_step(net, model, optimizer, scaler, batch, config, at, scale, device, state_path)
+            images_seen += shard(len(train_set), tc.batch_size, at.consumed, world.rank, world.size)[0]  # global
+            at.step, at.consumed = at.step + 1, at.consumed + 1
             bar.update(1)
 
-            if step % log_every == 0 or step == tc.steps:
+            if at.step % log_every == 0 or at.step == tc.steps:
                 rate = images_seen / max(time.perf_counter() - started, 1e-9)
-                batch_loss = sum(weights[name] * value for name, value in batch_terms.items())
-                log.write("train", step, {"lr": lr, "loss": batch_loss.item(),
-                                          **{k: v.item() for k, v in batch_terms.items()},
-                                          **{f"w_{k}": w for k, w in weights.items()},
-                                          "grad_norm": grad_norm.item(), "images_per_s": rate})
-                bar.set_postfix(loss=f"{batch_loss.item():.4f}")
-            if step % tc.val_interval == 0 or step == tc.steps:
-                log.write("val", step, validate(model, config, val_set, device, (chash, seed, step)))
-            if step % checkpoint_every == 0 or step == tc.steps:
+                logged = {k: float(v.detach()) if torch.is_tensor(v) else v for k, v in result.items()}  # host sync
+                log.write("train", at.step, {"lr": lr, **logged, "images_per_s": rate})
+                bar.set_postfix(loss=f"{logged['loss']:.4f}")
+            if at.step % tc.val_interval == 0 or at.step == tc.steps:
+                log.write("val", at.step, validate(model, config, val_set, device, (chash, seed, at.step)))
+            if at.step % checkpoint_every == 0 or at.step == tc.steps:
                 save_state()
-            if step >= tc.steps:
+            if at.step >= tc.steps:
                 break
         else:
-            epoch, consumed = epoch + 1, 0
+            at.epoch, at.consumed = at.epoch + 1, 0
     bar.close()
     log.close()
 
+    # --- the end: weights in the authors' layout and a summary of the run ---
     seconds = time.perf_counter() - started
     weights_path = run_dir / WEIGHTS
-    summary = TrainSummary(step, seconds, images_seen / max(seconds, 1e-9), peak_memory_mb(device), resumed_from,
+    summary = TrainSummary(at.step, seconds, images_seen / max(seconds, 1e-9), peak_memory_mb(device), resumed_from,
                            weights_path)
     if world.main:
         save_weights(model, weights_path)
         record = {"method": config.method, "dataset": config.dataset, "seed": seed, "config_hash": chash,
-                  "config": to_dict(config), "steps": step, "resumed_from": resumed_from,
+                  "config": to_dict(config), "steps": at.step, "resumed_from": resumed_from,
                   "seconds_this_session": seconds, "images_per_second": summary.images_per_second,
                   "peak_memory_mb": summary.peak_memory_mb, "device": device_description(device),
                   "processes": world.size, "train_card": train_set.card, "worker_seeding": worker_seeding,
@@ -206,6 +183,47 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
         atomic_write_text(run_dir / SUMMARY, json.dumps(record, indent=1, default=str) + "\n")
     world.barrier()  # the weights exist for every rank once train returns
     return summary
+
+
+@dataclass
+class Position:
+    """Where training is: optimiser steps done, the data epoch and batches consumed in it, the last saved step."""
+
+    step: int = 0
+    epoch: int = 0
+    consumed: int = 0
+    saved: int | None = None
+
+
+def train_step(net, model, optimizer, scaler, batch, config, at: Position, scale: float, device: torch.device,
+               state_path: Path) -> dict[str, float]:
+    """One optimiser step: autocast forward, weighted loss terms, finite check, scaled backward, unscale, clip
+    (the model's `clip_gradients`), step. Returns what the log records (global batch means), as tensors: the
+    loop reads them only when it logs."""
+    tc, world = config.train, current()
+    images = batch["image"].to(device, non_blocking=True)
+    with autocast(device, tc.amp):
+        out = net(images)
+    terms = {name: value.float() for name, value in out.losses.items()}
+    weights = loss_weights(at.step, tc, terms)
+    batch_terms = world.average({name: value * scale for name, value in terms.items()})  # global means
+    for name, value in batch_terms.items():
+        if not torch.isfinite(value):
+            raise NonFiniteLoss(f"step {at.step}: loss term {name!r} is {value.item()}; the last good checkpoint "
+                                f"(step {at.saved}) is kept in {state_path}")
+    loss = sum(weights[name] * value for name, value in terms.items()) * scale
+
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    grad_norm = model.clip_gradients(tc)
+    if not scaler.is_enabled() and not torch.isfinite(grad_norm):
+        raise NonFiniteLoss(f"step {at.step}: the gradient norm is {grad_norm.item()}; the last good checkpoint "
+                            f"(step {at.saved}) is kept in {state_path}")
+    scaler.step(optimizer)
+    scaler.update()
+    batch_loss = sum(weights[name] * value for name, value in batch_terms.items())
+    return {"loss": batch_loss, **batch_terms, **{f"w_{k}": w for k, w in weights.items()}, "grad_norm": grad_norm}
 
 
 def validate(model, config, val_set, device: torch.device, noise_seed: tuple) -> dict[str, float]:

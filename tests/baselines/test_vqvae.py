@@ -89,7 +89,7 @@ def test_training_the_c4_recipe_needs_lpips_weights():
     config = get_config("vqvae-c4", "coco")
     assert config.lpips and not get_config("vqvae-c256", "coco").lpips and not get_config("vqvae-c4", "synthetic").lpips
     with pytest.raises(BaselineConfigError, match="lpips_weights=PATH"):
-        METHODS.get("vqvae-c4").build(config, load_pretrained=True)
+        METHODS.get("vqvae-c4").build(config, pretrained=True)
     assert METHODS.get("vqvae-c4").build(config)._lpips == []  # evaluation builds without it
 
 

@@ -187,4 +187,4 @@ def test_pretrained_weights_load_only_when_asked(tmp_path):
     config = dataclasses.replace(config, pretrained=str(tmp_path))
     key = "encode_backbone.1.blocks.1.mlp.fc2.weight"
     assert not torch.all(build(config).state_dict()[key] == 0.25)
-    assert torch.all(build(config, load_pretrained=True).state_dict()[key] == 0.25)
+    assert torch.all(build(config, pretrained=True).state_dict()[key] == 0.25)
