@@ -1,4 +1,4 @@
-"""`dinosaur`: DINOSAUR as the authors' VQ-VFM-OCL baseline (SPEC §3.3).
+"""`dinosaur`: DINOSAUR as the authors' VQ-VFM-OCL baseline (docs/reference.md#dinosaur).
 
 Shared encoder (baselines.dino_slots) + BroadcastMLPDecoder: every slot is broadcast to the h·w feature
 positions, a learnt positional embedding `pe` (1, h·w, 256) is added, an MLP 256→2048→2048→2048→385 (GELU, no LN)

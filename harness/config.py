@@ -42,7 +42,7 @@ class WeightSchedule:
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    """SPEC §3.7 / §6: Adam, linear warm-up then cosine to lr·lr_final_ratio, L2 grad-clip after unscale."""
+    """docs/reference.md#hyper-parameters, docs/reference.md#training-loop-and-seeding: Adam, linear warm-up then cosine to lr·lr_final_ratio, L2 grad-clip after unscale."""
 
     steps: int
     batch_size: int
@@ -67,7 +67,7 @@ class TrainConfig:
 
 @dataclass(kw_only=True)
 class EvalConfig:
-    """SPEC §4: which named attention is the segmentation, evaluated at `resolution`² after bilinear upsampling."""
+    """docs/reference.md#evaluation-protocol: which named attention is the segmentation, evaluated at `resolution`² after bilinear upsampling."""
 
     mask: str
     resolution: int = 256

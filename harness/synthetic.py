@@ -6,7 +6,7 @@ Why these numbers (measured on 2 CPU cores, see the README's "mini table" sectio
 - 32² images with 2–3 objects of radius 0.18–0.3 (harness.data.SynthConfig defaults): objects span several
   tokens; 4 slots = the most objects + background.
 - The ViT has patch 2, so 32² images give the authors' 16×16 = 256 token grid: DIAS's decoder keeps its
-  hard-coded 24 visible tokens in training (SPEC §3.2), i.e. the authors' masking ratio; with an 8×8 grid the
+  hard-coded 24 visible tokens in training (docs/reference.md#dias), i.e. the authors' masking ratio; with an 8×8 grid the
   same 24 tokens are 38 % of the image and the decoder learned to copy them instead of using the slots.
 - The ViT is random and frozen (no weights can be downloaded here): 2 blocks whose small LayerScale keeps the
   features close to each patch's colour embedding; init std 0.1 gives them a within-image variance ≈ 0.5. Its
@@ -38,7 +38,7 @@ _BACKBONE = DinoV2Spec(hidden=64, layers=2, heads=4, mlp_ratio=4, patch=2, image
 
 
 def backbone(registers: int) -> DinoV2Spec:
-    """The tiny frozen ViT; DIAS uses 4 registers like its ViT-S/14-reg4, the baselines none (SPEC §3.1)."""
+    """The tiny frozen ViT; DIAS uses 4 registers like its ViT-S/14-reg4, the baselines none (docs/reference.md#shared-encoder-and-slot-attention)."""
     return dataclasses.replace(_BACKBONE, registers=registers)
 
 

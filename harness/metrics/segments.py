@@ -1,4 +1,4 @@
-"""Predicted segments from slot attention maps, as the authors make them (SPEC §4, DIAS 06e8039
+"""Predicted segments from slot attention maps, as the authors make them (docs/reference.md#evaluation-protocol, DIAS 06e8039
 `util_model.py: interpolat_argmax_attent` and the configs' `after_forward`): bilinear upsampling
 (align_corners=False, no antialias) to the evaluation size, argmax over slots, one-hot.
 
