@@ -116,14 +116,13 @@ def voc() -> DIASConfig:
 @register_config("dias", "synthetic")
 def synthetic() -> DIASConfig:
     """Same classes at CPU size (harness.synthetic: 32² images, a frozen random 2-block ViT with patch 2 giving the
-    authors' 16×16 token grid, 4 slots, 1000 steps of batch 8): slot dim 64, a 2-layer decoder, fp32 (bf16
+    authors' 16×16 token grid, 4 slots, its step budget): slot dim 64, a 2-layer decoder, fp32 (bf16
     autocast is slower than fp32 for this decoder on CPU).
 
-    Distillation schedule: the authors' cosine ramp reaches weight 1 over 50k–100k steps. Compressed into 1000
-    steps, its cross-entropy (≈ log n) soon outweighs the feature MSE (≈ 0.2–0.5) and pulls every slot's map
-    toward the last iteration's while the slots are still forming (docs/experiments.md#2026-11-23-cpu-feasibility: all maps collapsed into one
-    slot). The CPU config keeps the authors' loss and cosine shape but ramps to 0.1; measured at 1000 steps,
-    seeds 0/1: decoder-mask ARI-fg 38.4/37.0 (end 0.1) vs 35.9/37.9 (end 1), mBO 47.1/44.9 vs 46.2/43.9."""
+    Distillation schedule: the authors' cosine ramp to weight 1 spans 50k–100k steps; compressed into a short run
+    its cross-entropy outweighs the feature MSE and collapses the maps while the slots are still forming, so the
+    CPU config keeps the loss and cosine shape but ramps to 0.1 (docs/experiments.md#2026-11-23-cpu-feasibility,
+    docs/experiments.md#2026-11-24-synthetic-cpu-recipe)."""
     return DIASConfig(
         dataset="synthetic",
         num_slots=synthetic_recipe.SLOTS,

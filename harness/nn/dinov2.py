@@ -45,7 +45,7 @@ class DinoV2Spec:
     HF's i.i.d. normal patch position rows by a fixed 2D sin-cos table (`sincos_position_table`) of that std: a
     trained DINOv2's position embedding is smooth, so its features say where a patch is, while i.i.d. rows
     average to nothing over an object — DINOSAUR's slots then never learn where their object is and its decoder
-    alpha stays uniform (measured, README "mini table").
+    alpha stays uniform (docs/experiments.md#2026-11-24-dinosaur-and-the-position-table).
     """
 
     hidden: int = 384
