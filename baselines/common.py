@@ -1,4 +1,4 @@
-"""Facts shared by the baselines: datasets and slot counts, the VVO training recipe (SPEC §3.7)."""
+"""Facts shared by the baselines: datasets and slot counts, the VVO training recipe (docs/reference.md#hyper-parameters)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from harness.config import TrainConfig
 from harness.data import DATASETS as DATASET_SPECS
 from harness.errors import HarnessError
 
-# The authors' datasets and their slot counts (SPEC §3.7; the same for every method: harness.data.DATASETS).
+# The authors' datasets and their slot counts (docs/reference.md#hyper-parameters; the same for every method: harness.data.DATASETS).
 DATASETS = ("clevrtex", "coco", "voc")
 SLOTS = {name: DATASET_SPECS.get(name).num_slots for name in DATASETS}
 

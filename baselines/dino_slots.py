@@ -1,4 +1,4 @@
-"""The encoder half shared by DINOSAUR, SLATE and SlotDiffusion (VQ-VFM-OCL, SPEC §3.3–3.5).
+"""The encoder half shared by DINOSAUR, SLATE and SlotDiffusion (VQ-VFM-OCL, docs/reference.md#models).
 
 encode_backbone = [Interpolate(0.875, bicubic), DINOv2 ViT-S/14 without registers, final LayerNorm kept], frozen;
 encode_posit_embed = Identity; encode_project = MLP(384, [768, 256], ln="pre"); initializ = NormalSeparate(n, 256)

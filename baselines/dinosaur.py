@@ -1,4 +1,4 @@
-"""`dinosaur`: DINOSAUR as the authors' VQ-VFM-OCL baseline (SPEC §3.3).
+"""`dinosaur`: DINOSAUR as the authors' VQ-VFM-OCL baseline (docs/reference.md#dinosaur).
 
 Shared encoder (baselines.dino_slots) + BroadcastMLPDecoder: every slot is broadcast to the h·w feature
 positions, a learnt positional embedding `pe` (1, h·w, 256) is added, an MLP 256→2048→2048→2048→385 (GELU, no LN)
@@ -84,9 +84,9 @@ def _full(dataset: str) -> DinosaurConfig:
 
 
 def _synthetic() -> DinosaurConfig:
-    """lr 5e-3: the broadcast decoder sits at uniform alpha until its slots break symmetry, which on the mini data
-    took ~1600 steps at lr 4e-4. Mini cells, seeds 0/1/2, ARI-fg after 800 steps: lr 3e-3 88.3/86.1/25.2,
-    4e-3 77.7/86.6/49.3, 5e-3 86.9/80.1/70.3."""
+    """lr 5e-3: the broadcast decoder sits at uniform alpha until its slots break symmetry, and 5e-3 is the rate
+    that breaks it within the mini budget in every seed
+    (docs/experiments.md#2026-11-24-dinosaur-and-the-position-table)."""
     return DinosaurConfig(
         method="dinosaur", dataset="synthetic", num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
         backbone=synthetic.backbone(registers=0), backbone_scale=1.0, pretrained=None,

@@ -1,5 +1,6 @@
 """Trivial reference rows: fixed rules evaluated by the same code as the methods, so a table shows what a
-score means without learning (CPU-FEASIBILITY.md: a 3×3 grid reaches FG-ARI 0.46 on small-object data).
+score means without learning; a grid alone scores high FG-ARI on small-object data
+(docs/experiments.md#2026-11-23-cpu-feasibility).
 
 `grid`            — a fixed near-square rows×cols partition of the image; its configs ask for the cell count
                     nearest to the dataset's slot count (12/6/6 for ClevrTex/COCO/VOC, 6 for synthetic).

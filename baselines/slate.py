@@ -1,4 +1,4 @@
-"""`slate`: SLATE as the authors' VQ-VFM-OCL baseline (SPEC §3.4). Needs the stage `vqvae-c256`.
+"""`slate`: SLATE as the authors' VQ-VFM-OCL baseline (docs/reference.md#slate). Needs the stage `vqvae-c256`.
 
 Shared encoder (baselines.dino_slots); `mediat` = the stage's VQ-VAE encoder + codebook (no decoder), frozen and
 run without gradients: zidx = nearest code of each 16×16 latent, quant = its code vector. `decode` = an

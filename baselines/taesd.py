@@ -1,4 +1,4 @@
-"""TAESD-shaped convolutional encoder/decoder of the VQ-VAE tokenizers (SPEC §3.6).
+"""TAESD-shaped convolutional encoder/decoder of the VQ-VAE tokenizers (docs/reference.md#vq-vae-tokenizers).
 
 The authors slice the `layers` Sequential of diffusers' `AutoencoderTiny` ("madebyollin/taesd"): encoder layers
 0..13 (all but the final conv to 4 latent channels), decoder layers 2..18 (all but conv_in and its ReLU, which
@@ -60,7 +60,7 @@ def build_autoencoder_tiny(spec: TaesdSpec, pretrained: str | None = None) -> nn
 class TaesdEncoder(nn.Sequential):
     """TAESD encoder without its last conv: (b,3,H,W) → (b,width,H/d,W/d), d = spec.downsample.
 
-    Quirk 10 (SPEC §6): the input is mapped x → (x+1)/2 as for [-1,1] images although the baselines feed
+    Quirk 10 (docs/reference.md#quirks): the input is mapped x → (x+1)/2 as for [-1,1] images although the baselines feed
     ImageNet-normalised images. Kept: the released tokenizers were trained that way.
     """
 

@@ -1,8 +1,8 @@
-"""VQ-VAE tokenizers (SPEC §3.6): the stage SLATE (`vqvae-c256`) and SlotDiffusion (`vqvae-c4`) build on.
+"""VQ-VAE tokenizers (docs/reference.md#vq-vae-tokenizers): the stage SLATE (`vqvae-c256`) and SlotDiffusion (`vqvae-c4`) build on.
 
 A stage is trained once per (dataset, seed) and shared by every method that names it in `config.stage`; the
 method copies the stage's encoder and codebook into its frozen `mediat` with the authors' ckpt_map
-(`STAGE_CKPT_MAP`: keys paired by order within prefixes, SPEC §6 quirk 11).
+(`STAGE_CKPT_MAP`: keys paired by order within prefixes, docs/reference.md#quirks, quirk 11).
 
 Layout (the checkpoint format, `keys_vqvae-coco-c*.txt`):
   encode = [Interpolate(0.5, bicubic), TaesdEncoder (layers 0..13), GroupNorm(1, 64), Conv1x1(64 → D)]
@@ -32,7 +32,7 @@ from harness.nn.checkpoint import load_by_prefix_order
 from harness.nn.dinov2 import Interpolate
 from harness.registry import get_config, register_config, register_method
 
-# The authors' ckpt_map for loading a stage into a method (target prefix ← source prefix, SPEC §3.6).
+# The authors' ckpt_map for loading a stage into a method (target prefix ← source prefix, docs/reference.md#vq-vae-tokenizers).
 STAGE_CKPT_MAP = (("mediat.encode.", "encode."), ("mediat.codebook.", "codebook."))
 
 
@@ -169,7 +169,7 @@ def build_vqvae(config: VQVAEConfig, *, pretrained: bool = False) -> VQVAE:
     return VQVAE(config.tokenizer, decode=True, pretrained=weights, lpips=lpips)
 
 
-# TAESD encoder layers 0–10 keep their pretrained weights (SPEC §3.6; parameter names without "m.").
+# TAESD encoder layers 0–10 keep their pretrained weights (docs/reference.md#vq-vae-tokenizers; parameter names without "m.").
 FROZEN_PRETRAINED_TAESD = r"encode\.1\.(?:[0-9]|10)\..*"
 
 # Code dimension of each stage: full size, and the small CPU configs' (SLATE's codes are its decoder's width,

@@ -1,4 +1,4 @@
-"""DIAS configs (SPEC §3.2, §3.7) and the registered builder.
+"""DIAS configs (docs/reference.md#dias, docs/reference.md#hyper-parameters) and the registered builder.
 
 Full-size configs reproduce config-dias/dias_r-{clevrtex,coco,voc}.py (v3); `synthetic` uses the same classes at
 CPU size. The backbone's pretrained weights are loaded only when the builder is asked to (training): evaluating a
@@ -83,7 +83,7 @@ def build(config: DIASConfig, *, pretrained: bool = False) -> DIAS:
 
 
 def _full_size(dataset: str) -> DIASConfig:
-    """SPEC §3.7: batch 32, Adam 2e-4, warm-up total/20 then cosine to lr/1000, validation every total/40 steps,
+    """docs/reference.md#hyper-parameters: batch 32, Adam 2e-4, warm-up total/20 then cosine to lr/1000, validation every total/40 steps,
     checkpoints from total/2, AMP fp16, distillation weight cosine 0 → 1 over the run, backbone frozen."""
     total = TOTAL_STEPS[dataset]
     return DIASConfig(
@@ -117,14 +117,13 @@ def voc() -> DIASConfig:
 @register_config("dias", "synthetic")
 def synthetic() -> DIASConfig:
     """Same classes at CPU size (harness.synthetic: 32² images, a frozen random 2-block ViT with patch 2 giving the
-    authors' 16×16 token grid, 4 slots, 1000 steps of batch 8): slot dim 64, a 2-layer decoder, fp32 (bf16
+    authors' 16×16 token grid, 4 slots, its step budget): slot dim 64, a 2-layer decoder, fp32 (bf16
     autocast is slower than fp32 for this decoder on CPU).
 
-    Distillation schedule: the authors' cosine ramp reaches weight 1 over 50k–100k steps. Compressed into 1000
-    steps, its cross-entropy (≈ log n) soon outweighs the feature MSE (≈ 0.2–0.5) and pulls every slot's map
-    toward the last iteration's while the slots are still forming (CPU-FEASIBILITY: all maps collapsed into one
-    slot). The CPU config keeps the authors' loss and cosine shape but ramps to 0.1; measured at 1000 steps,
-    seeds 0/1: decoder-mask ARI-fg 38.4/37.0 (end 0.1) vs 35.9/37.9 (end 1), mBO 47.1/44.9 vs 46.2/43.9."""
+    Distillation schedule: the authors' cosine ramp to weight 1 spans 50k–100k steps; compressed into a short run
+    its cross-entropy outweighs the feature MSE and collapses the maps while the slots are still forming, so the
+    CPU config keeps the loss and cosine shape but ramps to 0.1 (docs/experiments.md#2026-11-23-cpu-feasibility,
+    docs/experiments.md#2026-11-24-synthetic-cpu-recipe)."""
     return DIASConfig(
         dataset="synthetic",
         num_slots=synthetic_recipe.SLOTS,

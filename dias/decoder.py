@@ -1,4 +1,4 @@
-"""DIAS's decoder: a Transformer decoder over randomly permuted, partly masked DINO tokens (SPEC §3.2).
+"""DIAS's decoder: a Transformer decoder over randomly permuted, partly masked DINO tokens (docs/reference.md#dias).
 
 The authors' `ARRandTransformerDecoder`. Training: each sample's m tokens are put in a random order, the first
 `keep` of that order stay visible and the rest become the learnt `mask_token`; positional embeddings travel with

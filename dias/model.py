@@ -1,4 +1,4 @@
-"""The DIAS model as released (SPEC §3.2), with the paper's extension behind a switch (dias/extension.py).
+"""The DIAS model as released (docs/reference.md#dias), with the paper's extension behind a switch (dias/extension.py).
 
 frozen DINOv2 features → MLP → Slot Attention from a shared Gaussian (all iterations' maps kept) → random-order
 masked Transformer decoder reconstructing the DINOv2 features from the slots. Losses: feature MSE, and the
@@ -20,7 +20,7 @@ def distillation_loss(first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     """The authors' `CrossEntropyLoss(attenta[0], attenta[-1].detach())`: soft-target cross-entropy over the slot
     dim (dim 1), mean over the rest: −Σ_n t · log_softmax(input).
 
-    Quirk kept on purpose (SPEC §6.3): `input` is a0, already a probability map, and log_softmax is applied to it
+    Quirk kept on purpose (docs/reference.md#quirks, quirk 3): `input` is a0, already a probability map, and log_softmax is applied to it
     anyway. This produced the published numbers.
     """
     return F.cross_entropy(first, last.detach())

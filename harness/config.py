@@ -42,8 +42,9 @@ class WeightSchedule:
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    """SPEC §3.7 / §6: Adam, linear warm-up then cosine to lr·lr_final_ratio, grad-clip after unscale (the model's
-    `optimizer` and `clip_gradients`, harness.contract, read these fields)."""
+    """Adam, linear warm-up then cosine to lr·lr_final_ratio, grad-clip after unscale (docs/reference.md#hyper-parameters,
+    docs/reference.md#training-loop-and-seeding); the model's `optimizer` and `clip_gradients` (harness.contract) read
+    these fields."""
 
     steps: int
     batch_size: int
@@ -69,7 +70,7 @@ class TrainConfig:
 
 @dataclass(kw_only=True)
 class EvalConfig:
-    """SPEC §4: which named attention is the segmentation, evaluated at `resolution`² after bilinear upsampling."""
+    """docs/reference.md#evaluation-protocol: which named attention is the segmentation, evaluated at `resolution`² after bilinear upsampling."""
 
     mask: str
     resolution: int = 256

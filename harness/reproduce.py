@@ -1,6 +1,6 @@
 """`python -m harness reproduce --table T`: run every cell of a table that has no result yet, then report.
 
-Orchestration only (DESIGN.md layering): it plans cells from the table, makes sure the data is there, trains or
+Orchestration only (docs/architecture.md#layers): it plans cells from the table, makes sure the data is there, trains or
 loads checkpoints and evaluates through the run layer, and renders through the report layer. Each cell's record is
 written atomically when the cell is complete, and training resumes from its last checkpoint, so a killed
 `reproduce` leaves no half-written result and a rerun does only what is missing.
@@ -53,7 +53,7 @@ class Cell:
 
 
 def budgeted(config, steps: int | None, batch_size: int | None):
-    """`config` with a table's step budget and batch size; the warm-up follows the steps (total/20, SPEC §3.7)."""
+    """`config` with a table's step budget and batch size; the warm-up follows the steps (total/20, docs/reference.md#hyper-parameters)."""
     budget = {}
     if steps is not None:
         budget.update({"train.steps": steps, "train.warmup_steps": steps // 20})

@@ -2,19 +2,17 @@
 stands in for DINOv2, and the step budget — in one place, so the methods of the `mini` table differ only where
 the methods differ.
 
-Why these numbers (measured on 2 CPU cores, see the README's "mini table" section):
+Why these numbers (measurements: docs/experiments.md#2026-11-24-synthetic-cpu-recipe):
 - 32² images with 2–3 objects of radius 0.18–0.3 (harness.data.SynthConfig defaults): objects span several
   tokens; 4 slots = the most objects + background.
-- The ViT has patch 2, so 32² images give the authors' 16×16 = 256 token grid: DIAS's decoder keeps its
-  hard-coded 24 visible tokens in training (SPEC §3.2), i.e. the authors' masking ratio; with an 8×8 grid the
-  same 24 tokens are 38 % of the image and the decoder learned to copy them instead of using the slots.
+- The ViT has patch 2, so 32² images give the authors' 16×16 = 256 token grid and DIAS's hard-coded 24 visible
+  tokens (docs/reference.md#dias) keep the authors' masking ratio; on a coarser grid its decoder copies them.
 - The ViT is random and frozen (no weights can be downloaded here): 2 blocks whose small LayerScale keeps the
   features close to each patch's colour embedding; init std 0.1 gives them a within-image variance ≈ 0.5. Its
-  position table is a smooth sin-cos one of std 0.5 (`DinoV2Spec.sincos_pos_std`), as a trained DINOv2's is
-  smooth: with HF's i.i.d. random rows the features carried no usable position, DINOSAUR's slots could not learn
-  where their object is and its decoder alpha stayed uniform (all seeds, lr 1e-4…2e-3, up to 3000 steps).
+  position table is a smooth sin-cos one of std 0.5 (`DinoV2Spec.sincos_pos_std`) because a trained DINOv2's is
+  smooth and slots need position to find their object (docs/experiments.md#2026-11-24-dinosaur-and-the-position-table).
 - 800 steps of batch 8 per method fit all methods × 3 seeds in the README's 15-minute budget when two cells
-  train at once (one thread each is faster than two threads on one cell for models this small).
+  train at once (docs/experiments.md#2026-11-24-mini-table).
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ _BACKBONE = DinoV2Spec(hidden=64, layers=2, heads=4, mlp_ratio=4, patch=2, image
 
 
 def backbone(registers: int) -> DinoV2Spec:
-    """The tiny frozen ViT; DIAS uses 4 registers like its ViT-S/14-reg4, the baselines none (SPEC §3.1)."""
+    """The tiny frozen ViT; DIAS uses 4 registers like its ViT-S/14-reg4, the baselines none (docs/reference.md#shared-encoder-and-slot-attention)."""
     return dataclasses.replace(_BACKBONE, registers=registers)
 
 

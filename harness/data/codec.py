@@ -1,4 +1,4 @@
-"""Byte encodings inside a record (SPEC §1.1, §1.5).
+"""Byte encodings inside a record (docs/reference.md#data-format, docs/reference.md#what-v4-changed).
 
 `image` is the original encoded file (PNG/JPEG bytes), decoded like the authors: IMREAD_UNCHANGED (so EXIF
 orientation is *not* applied) then BGR→RGB, which also turns grey and BGRA images into 3 channels.

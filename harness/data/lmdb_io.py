@@ -1,4 +1,4 @@
-"""The authors' LMDB container (SPEC §1.1): one single-file LMDB per split.
+"""The authors' LMDB container (docs/reference.md#data-format): one single-file LMDB per split.
 
     b"__keys__"  pickle of the list of record keys b"000000", b"000001", ... (6 digits, conversion order)
     b"000000"    pickle.dumps(dict) of one sample: numpy arrays and bytes (see codec.py for the encodings)

@@ -1,5 +1,5 @@
 """Index map after the transform → (R,R,S) bool ground-truth masks, per dataset as the v3 loaders do it
-(SPEC §1.2–1.4). Which pixels belong to no channel (COCO VOID, VOC boundaries) and the channel order are
+(docs/reference.md#data-format). Which pixels belong to no channel (COCO VOID, VOC boundaries) and the channel order are
 what the metrics see, so each rule is kept exactly, quirks included.
 """
 

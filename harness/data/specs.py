@@ -38,7 +38,7 @@ def _coco_masks(index_map: torch.Tensor, record: dict) -> torch.Tensor:
 @dataclass(frozen=True)
 class DatasetSpec:
     """name; evaluation resolution (None = the stored size); slots every method uses on it (the authors' counts
-    for their datasets, SPEC §3.7; for synthetic scenes the most objects plus background); `masks(index_map,
+    for their datasets, docs/reference.md#hyper-parameters; for synthetic scenes the most objects plus background); `masks(index_map,
     record)` → (R,R,S) bool; `fields` every record must hold; where the converted files and the raw data come from."""
 
     name: str

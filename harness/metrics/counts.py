@@ -35,8 +35,8 @@ def _with_ones_torch(masks: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _with_ones_numpy(masks: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The same for CPU tensors: torch's bool → float copy is ~4× slower than numpy's on CPU (torch 2.13,
-    (10, 65536, 24): 90 vs 21 ms), and it dominates the metrics' cost."""
+    """The same for CPU tensors: torch's bool → float copy is several times slower than numpy's on CPU and it
+    dominates the metrics' cost (docs/experiments.md#2026-11-24-speed-of-data-metrics-and-the-feature-cache)."""
     k, n, m = masks.shape
     out = np.ones((k, n, m + 1), dtype=np.float32 if dtype == torch.float32 else np.float64)
     out[..., :m] = masks.numpy()

@@ -16,7 +16,7 @@ from scipy.optimize import linear_sum_assignment
 
 def iou_matrix(contingency: torch.Tensor, pred_sizes: torch.Tensor, gt_sizes: torch.Tensor,
                dtype: torch.dtype) -> torch.Tensor:
-    """(b, c, d) IoU. |pred| counts all pixels, also those without a gt label (SPEC §4)."""
+    """(b, c, d) IoU. |pred| counts all pixels, also those without a gt label (docs/reference.md#evaluation-protocol)."""
     inter = contingency.to(dtype)
     union = (pred_sizes[:, :, None] + gt_sizes[:, None, :]).to(dtype) - inter
     return torch.where(union == 0, 0.0, inter / union)

@@ -6,7 +6,7 @@ with its protocol, so results carry the protocol's name and `python -m harness m
 the record in words. Each choice cites the code it was read from; what could not be verified says so.
 
 Conventions shared by all protocols below (the record states them too):
-- gt channel 0 is the background (SPEC §1); ARI-fg removes it from the gt before anything else, predictions
+- gt channel 0 is the background (docs/reference.md#data-format); ARI-fg removes it from the gt before anything else, predictions
   are never altered; `ari` always uses all gt channels.
 - mIoU divides the matched IoUs by the number of non-empty gt channels (unmatched gt count 0); this is what
   DIAS (`learn/metric.py: mIoU`) and OCLF (`unsupervised_mask_iou`: zeros for unmatched, mean over
@@ -34,7 +34,7 @@ _CHOICES = {
 _WORDS = {
     "arithmetic": {
         "dias-v3": "the authors' dtypes: int64 pair counts with aidx·bidx wrapping modulo 2^64 (inflates ARI on "
-                   "large-background images, SPEC §4), float32 divisions, float32 IoU, float32 per-image sums",
+                   "large-background images, docs/reference.md#evaluation-protocol), float32 divisions, float32 IoU, float32 per-image sums",
         "float64": "exact integer counts, float64 divisions and IoU, no wrap (ARI = sklearn adjusted_rand_score)",
     },
     "overlapping_pixels": {
@@ -146,7 +146,7 @@ PROTOCOLS.register("dias-v3", Protocol(
         "(scipy linear_sum_assignment, maximize=True)",
         f"{_DIAS} config-dias/dias_r-*.py acc_fn_v: ari skip=[], ari_fg skip=[0], mbo/miou skip=[]",
         f"{_DIAS} object_centric_bench/learn/callback_log.py: AverageLog.mean = np.mean over valid images",
-        "SPEC.md §4 (VOID pixels in |pred|, int64 wrap), §7 (three overflow cases, confirmed on their code)",
+        "docs/reference.md#evaluation-protocol (VOID pixels in |pred|, int64 wrap), docs/reference.md#acceptance-checks (three overflow cases, confirmed on their code)",
     ),
     caveats=(
         "mBO/mIoU sum float32 IoUs in the running device's reduction order; the authors ran on CUDA, so CPU "
@@ -165,7 +165,7 @@ PROTOCOLS.register("exact", Protocol(
     mean_dtype="float64",
     reported=("ari", "ari_fg", "mbo", "miou"),
     sources=(
-        "SPEC.md §4: the authors' aidx·bidx overflow is a bug; this protocol is the corrected alternative",
+        "docs/reference.md#evaluation-protocol: the authors' aidx·bidx overflow is a bug; this protocol is the corrected alternative",
         "sklearn.metrics.adjusted_rand_score on the labelled pixels (tests/metrics check equality)",
     ),
 ))

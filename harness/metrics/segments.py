@@ -1,9 +1,9 @@
-"""Predicted segments from slot attention maps, as the authors make them (SPEC §4, DIAS 06e8039
+"""Predicted segments from slot attention maps, as the authors make them (docs/reference.md#evaluation-protocol, DIAS 06e8039
 `util_model.py: interpolat_argmax_attent` and the configs' `after_forward`): bilinear upsampling
 (align_corners=False, no antialias) to the evaluation size, argmax over slots, one-hot.
 
 `max(dim).indices` replaces `argmax(dim)`: the same first-index tie-breaking (tested) and several times
-faster on CPU for (32, 7, 256, 256): ~30 ms against ~200 ms (tests/benchmarks/test_bench_metrics.py).
+faster on CPU (docs/experiments.md#2026-11-24-speed-of-data-metrics-and-the-feature-cache).
 The authors' one-hot has `batch max + 1` channels; ours has n (one per slot). The extra channels are
 all-False, which changes no metric value (tested).
 """

@@ -1,9 +1,9 @@
-"""Checkpoints in the authors' layout (SPEC §3.8): a plain state_dict whose keys all start with "m.".
+"""Checkpoints in the authors' layout (docs/reference.md#checkpoints): a plain state_dict whose keys all start with "m.".
 
 The authors trained `ModelWrap(m=model)` and saved `state_dict()`, so every key is "m." + the model's own key.
 We save and load exactly that, so their released `.pth` files load strictly into our models and ours into theirs.
 Also here: the listing format of tests/reference/keys_*.txt ("key (shape) dtype" per line) and the authors'
-`ckpt_map` loading (keys matched by order within prefixes, SPEC §6 quirk 11).
+`ckpt_map` loading (keys matched by order within prefixes, docs/reference.md#quirks, quirk 11).
 """
 
 from __future__ import annotations

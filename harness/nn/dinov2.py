@@ -1,11 +1,11 @@
-"""DINOv2 ViT through HF transformers, exposing the authors' timm checkpoint layout (SPEC §3.1, §3.8).
+"""DINOv2 ViT through HF transformers, exposing the authors' timm checkpoint layout (docs/reference.md#shared-encoder-and-slot-attention, docs/reference.md#checkpoints).
 
 The authors built DINOv2 with timm (`vit_small_patch14_reg4_dinov2` for DIAS, `vit_small_patch14_dinov2` for the
 VVO baselines) and their checkpoints store its parameters under timm names. We compute with transformers'
 `Dinov2WithRegistersModel` / `Dinov2Model` and translate names in `state_dict()` / `load_state_dict()` hooks, so a
 released `.pth` loads strictly and our checkpoints are interchangeable with theirs.
 
-The mapping (verified numerically against timm, SPEC §3.1): `cls_token`, `reg_token`, `pos_embed`,
+The mapping (verified numerically against timm, docs/reference.md#shared-encoder-and-slot-attention): `cls_token`, `reg_token`, `pos_embed`,
 `patch_embed.proj.*`, `blocks.i.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2, mlp.fc1, mlp.fc2, ls2.gamma}.*`,
 `norm.*` ↔ `embeddings.{cls_token, register_tokens, position_embeddings, patch_embeddings.projection.*}`,
 `encoder.layer.i.{norm1, attention.{q,k,v}_proj (qkv split in thirds), attention.o_proj, layer_scale1.lambda1, norm2,
@@ -45,7 +45,7 @@ class DinoV2Spec:
     HF's i.i.d. normal patch position rows by a fixed 2D sin-cos table (`sincos_position_table`) of that std: a
     trained DINOv2's position embedding is smooth, so its features say where a patch is, while i.i.d. rows
     average to nothing over an object — DINOSAUR's slots then never learn where their object is and its decoder
-    alpha stays uniform (measured, README "mini table").
+    alpha stays uniform (docs/experiments.md#2026-11-24-dinosaur-and-the-position-table).
     """
 
     hidden: int = 384

@@ -1,4 +1,4 @@
-"""Slot initialisers: where the first slots come from (SPEC §3.2, §3.3)."""
+"""Slot initialisers: where the first slots come from (docs/reference.md#dias, docs/reference.md#dinosaur)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one forward contract every registered method honours (DESIGN.md)."""
+"""The one forward contract every registered method honours (docs/architecture.md#the-method-contract)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Slot Attention with the authors' inverted attention (SPEC §3.1).
+"""Slot Attention with the authors' inverted attention (docs/reference.md#shared-encoder-and-slot-attention).
 
 Per iteration: q ← proj_q(norm1q(slots)); logits = (q·D^-½) kᵀ; a0 = softmax over *slots*;
 a = a0 / (Σ_tokens a0 + 1e-5); updates = a v; slots ← GRU(updates, slots); slots ← slots + ffn(norm2(slots)).

@@ -1,4 +1,4 @@
-"""The authors' published numbers (results/published/published.json, SPEC §5) as rows of the tidy frame.
+"""The authors' published numbers (results/published/published.json, docs/reference.md#published-numbers) as rows of the tidy frame.
 
 The JSON is `{table: {method: {dataset: {metric: {mean, std, per_seed|null, source}}}}}` in percent, each table
 with a `_meta` entry. A harness table names its published sources in order (`Table.published`); each row is

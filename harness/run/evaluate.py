@@ -1,4 +1,4 @@
-"""Evaluation of one model on one split (SPEC §4): the method's named attention → bilinear upsampling to the
+"""Evaluation of one model on one split (docs/reference.md#evaluation-protocol): the method's named attention → bilinear upsampling to the
 eval size → argmax → one-hot → per-image metrics under a protocol. The loop never knows which method it runs.
 
 Slot-initialisation noise: DIAS samples its initial slots at evaluation too, and the authors' eval.py is

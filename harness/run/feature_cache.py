@@ -29,7 +29,8 @@ metrics are identical to an uncached evaluation (tests/run/test_feature_cache.py
 DIAS checkpoint). The batch size is in the identity because GPU kernels may round differently for other batch
 shapes; on CPU the ViT's per-image output does not depend on the batch (also tested), so a `limit`ed read, whose
 last batch is shorter, stays exact there. float16 storage is not exact: it moves a few argmax pixels and so
-per-image metrics (measured in the README's "Feature cache" section); it is there to halve the files on request.
+per-image metrics (docs/experiments.md#2026-11-24-speed-of-data-metrics-and-the-feature-cache); it is there to halve
+the files on request.
 
 SLATE and SlotDiffusion also run a frozen tokenizer on the images; it stays uncached (only DINOv2's output is
 stored), so their items still carry images. Size: c·h·w·4 bytes per image in float32 (384·16·16·4 = 393 KB at

@@ -1,4 +1,4 @@
-"""Training one cell (method × dataset × seed), SPEC §6. Reads top to bottom: model, optimiser, data, resume,
+"""Training one cell (method × dataset × seed), docs/reference.md#training-loop-and-seeding. Reads top to bottom: model, optimiser, data, resume,
 then the step loop — schedule, autocast forward, weighted losses, finite check, scaled backward, unscale, clip,
 step — with validation and a full-state checkpoint every N steps.
 

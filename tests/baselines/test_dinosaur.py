@@ -1,4 +1,4 @@
-"""DINOSAUR as the authors' VVO port (SPEC §3.3)."""
+"""DINOSAUR as the authors' VVO port (docs/reference.md#dinosaur)."""
 
 import torch
 import torch.nn.functional as F

@@ -37,7 +37,7 @@ def train_losses(method: str, make_scenes, steps: int, lr: float = 1e-3, batch: 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method,term,ratio", [
-    ("sa", "total", 0.95),  # vanilla SA starts slowly (CPU-FEASIBILITY.md)
+    ("sa", "total", 0.95),  # vanilla SA starts slowly (docs/experiments.md#2026-11-23-cpu-feasibility)
     ("dinosaur", "total", 0.6),
     ("slate", "total", 0.6),
     ("slotdiffusion", "total", 0.9),  # ε-prediction: starts near 1, noisy over t

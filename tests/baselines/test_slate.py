@@ -1,4 +1,4 @@
-"""SLATE as the authors' VVO port (SPEC §3.4)."""
+"""SLATE as the authors' VVO port (docs/reference.md#slate)."""
 
 import copy
 

@@ -1,4 +1,4 @@
-"""SlotDiffusion as the authors' VVO port (SPEC §3.5)."""
+"""SlotDiffusion as the authors' VVO port (docs/reference.md#slotdiffusion)."""
 
 import torch
 import torch.nn.functional as F

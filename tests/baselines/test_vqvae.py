@@ -1,4 +1,4 @@
-"""VQ-VAE stages (SPEC §3.6): TAESD slicing, nearest-code matching, straight-through losses, the stage → method
+"""VQ-VAE stages (docs/reference.md#vq-vae-tokenizers): TAESD slicing, nearest-code matching, straight-through losses, the stage → method
 hand-over by the authors' ckpt_map, configs, LPIPS from a local file."""
 
 import dataclasses

@@ -1,4 +1,4 @@
-"""Per-dataset mask rules (SPEC §1.2–1.4) on hand-made index maps with hand-written expected channels."""
+"""Per-dataset mask rules (docs/reference.md#data-format) on hand-made index maps with hand-written expected channels."""
 
 import torch
 

@@ -1,4 +1,4 @@
-"""Transforms (SPEC §2) against independent computations: cv2 nearest-exact for masks, a float antialiased
+"""Transforms (docs/reference.md#transforms-and-collate) against independent computations: cv2 nearest-exact for masks, a float antialiased
 bilinear filter for images, hand-computed crop boxes, and the RNG draws the authors' pipeline makes."""
 
 import math

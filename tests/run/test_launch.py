@@ -85,8 +85,8 @@ def test_submitit_local_gives_the_records_of_the_local_executor(tmp_path, in_pro
 @pytest.fixture(scope="module")
 def in_process_at_pool_threads(tmp_path_factory):
     """The in-process table at the intra-op thread count of a 2-process pool's workers: CPU kernels reduce in a
-    thread-count-dependent order (measured: 4 DINOSAUR steps at 1 vs 2 threads differ by 2e-3 in bf16, 3e-6 in
-    fp32), so records are comparable only at equal thread counts."""
+    thread-count-dependent order, so records are comparable only at equal thread counts
+    (docs/experiments.md#2026-11-24-data-parallel-equivalence-and-thread-counts)."""
     root = tmp_path_factory.mktemp("in-process-pool-threads")
     before = torch.get_num_threads()
     torch.set_num_threads(LocalPool(2).threads)

@@ -9,7 +9,7 @@ from harness.run.schedules import learning_rate, loss_weights
 
 
 def authors_linear_cosine(nlin, ntotal, vstart, vbase, vfinal):
-    """SPEC §3.7 / CbLinearCosine: nlin+1 linear values, then ncos cosine values (indices 1..ncos)."""
+    """docs/reference.md#hyper-parameters / CbLinearCosine: nlin+1 linear values, then ncos cosine values (indices 1..ncos)."""
     ncos = ntotal - nlin
     lin = [(vbase - vstart) / nlin * n + vstart for n in range(nlin + 1)]
     cos = [0.5 * (vbase - vfinal) * (1 + math.cos(math.pi * n / ncos)) + vfinal for n in range(1, ncos + 1)]

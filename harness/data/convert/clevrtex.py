@@ -1,4 +1,4 @@
-"""ClevrTex raw → LMDB (SPEC §1.2): `clevrtex_full` (parts 1–5) → train, `clevrtex_outd` (OOD) → val.
+"""ClevrTex raw → LMDB (docs/reference.md#clevrtex): `clevrtex_full` (parts 1–5) → train, `clevrtex_outd` (OOD) → val.
 
 Raw layout: RAW/clevrtex_full/<0..49>/*.png and RAW/clevrtex_outd/<0..9>/*.png. All PNGs of a split,
 sorted by path, come in groups of 6 per scene: [0] the image `CLEVRTEX_<part>_<nnnnnn>.png`, [2]

@@ -1,4 +1,4 @@
-"""COCO 2017 panoptic raw → LMDB (SPEC §1.3): train2017 → train, val2017 → val, one record per panoptic
+"""COCO 2017 panoptic raw → LMDB (docs/reference.md#coco-panoptic): train2017 → train, val2017 → val, one record per panoptic
 annotation in the annotation file's order.
 
 Raw layout (the authors'): RAW/{train2017,val2017}/*.jpg, RAW/annotations/panoptic_{train,val}2017.json,
