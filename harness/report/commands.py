@@ -43,7 +43,8 @@ def register(subparsers) -> None:
 
 
 def report(args: argparse.Namespace) -> int:
-    from harness.report.render import render_table, text_table
+    from harness.report.render import render_table
+    from harness.report.text import text_table
     from harness.tables import TABLES
 
     result = render_table(args.table, args.results, args.out, published=args.published is not None,

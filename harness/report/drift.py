@@ -23,8 +23,8 @@ import pandas as pd
 
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
+from harness.report.content import load_frame
 from harness.report.frame import OURS, summarise
-from harness.report.render import load_frame
 from harness.tables import Table
 
 SCHEMA = "harness.golden/1"

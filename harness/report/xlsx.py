@@ -1,4 +1,5 @@
-"""The xlsx report in the authors' layout (their acc-v3.xlsx, sheet `eval_multi`), plus further sheets.
+"""The xlsx view of a report's content: the authors' layout (their acc-v3.xlsx, sheet `eval_multi`), plus further
+sheets (summary, published against ours, other protocols, cost, paired tests, data cards, mixed cells).
 
 `eval_multi`, for k metrics and groups of seeds (one group per table row), row 1 = headers (letters for k = 4,
 as theirs):
@@ -29,6 +30,10 @@ from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.dimensions import ColumnDimension
 
+from harness.report.content import Content
+from harness.report.formats import card_fields, stat_text
+from harness.report.frame import OURS
+from harness.report.published import SOURCE as PUBLISHED
 from harness.results import METRICS
 
 SHEET = "eval_multi"
@@ -89,21 +94,6 @@ def _widths(ws, spans) -> None:
         ws.column_dimensions[letter] = ColumnDimension(ws, index=letter, min=first, max=last, width=width)
 
 
-def seed_groups(frame: pd.DataFrame, labels: list[str]) -> list[tuple[str, list[tuple[int, dict]]]]:
-    """The per-seed rows of a tidy frame (one source, one protocol) grouped by label in table order."""
-    groups = []
-    for label in labels:
-        rows = frame[(frame["label"] == label) & frame["seed"].notna()]
-        if rows.empty:
-            continue
-        seeds = []
-        for seed in sorted(rows["seed"].unique()):
-            cell = rows[rows["seed"] == seed]
-            seeds.append((int(seed), dict(zip(cell["metric"], cell["value"]))))
-        groups.append((label, seeds))
-    return groups
-
-
 def write_frame(wb: Workbook, title: str, frame: pd.DataFrame) -> None:
     """A plain sheet: header row, then the frame's rows (for everything beyond the authors' layout)."""
     ws = wb.create_sheet(title)
@@ -137,3 +127,57 @@ def workbook_bytes(groups, sheets: list[tuple[str, pd.DataFrame]]) -> bytes:
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
+
+
+def report_bytes(content: Content) -> bytes:
+    """The report's workbook: `eval_multi` holds our per-seed values under the table's protocol (the published
+    ones when there are none of ours), in report row order; a sheet per further part the content has."""
+    sheets = [("summary", summary_sheet(content))]
+    if content.has_ours and content.has_published:
+        sheets.append(("published_vs_ours", comparison_sheet(content)))
+        if content.seeds_published:
+            sheets.append(("published_per_seed", _eval_multi_frame(content.seeds_published)))
+    other = summary_sheet(content, other=True)
+    if len(other):
+        sheets.append(("other_protocols", other))
+    if len(content.cost):
+        sheets.append(("cost", content.cost))
+    if len(content.tests):
+        sheets.append(("paired_tests", content.tests))
+    if content.data_cards:
+        sheets.append(("data_cards", pd.DataFrame([{"dataset": c.dataset, "fingerprint": c.fingerprint,
+                                                    "cells": c.cells, **dict(card_fields(c.card))}
+                                                   for c in content.data_cards])))
+    if content.issues:
+        sheets.append(("mixed_cells", pd.DataFrame({"issue": content.issues})))
+    return workbook_bytes(content.seeds_ours if content.has_ours else content.seeds_published, sheets)
+
+
+def summary_sheet(content: Content, other: bool = False) -> pd.DataFrame:
+    """The seed statistics of the table (ours under its protocol, and the published), or with `other` ours under
+    other protocols."""
+    s, protocol = content.summary, content.table.protocol
+    mask = (s["protocol"] != protocol) & (s["source"] == OURS) if other else \
+        (s["protocol"] == protocol) | (s["source"] == PUBLISHED)
+    columns = ["source", "label", "method", "dataset", "protocol", "metric", "n_seeds", "seeds", "mean_pct",
+               "std_pct", "text"]
+    return s.loc[mask, columns].reset_index(drop=True)
+
+
+def comparison_sheet(content: Content) -> pd.DataFrame:
+    rows = []
+    for row in content.rows:
+        for metric in METRICS:
+            ours, theirs = row.ours[metric], row.published[metric]
+            if ours is None or theirs is None:
+                continue
+            rows.append({"label": row.label, "metric": metric, "ours_mean": ours.mean_pct, "ours_std": ours.std_pct,
+                         "published_mean": theirs.mean_pct, "published_std": theirs.std_pct,
+                         "difference": row.difference(metric), "ours": stat_text(ours),
+                         "published": stat_text(theirs)})
+    return pd.DataFrame(rows)
+
+
+def _eval_multi_frame(groups) -> pd.DataFrame:
+    return pd.DataFrame([{"row": f"{label}-{seed}", **{HEADERS[m]: csv_value(v.get(m)) for m in METRICS}}
+                         for label, seeds in groups for seed, v in seeds])

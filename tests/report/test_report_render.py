@@ -11,9 +11,9 @@ from report_records import CARDS, toy_table, uniform, write_cell
 from scipy import stats
 
 from harness.report import render_table
+from harness.report.content import REFERENCE_NOTES, Options, ReportError, build
 from harness.report.frame import MixedCellsError
 from harness.report.published import PUBLISHED_FILE
-from harness.report.render import REFERENCE_NOTES, Options, ReportError, build
 from harness.tables import TABLES, Row
 
 ALPHA = {42: [0.2, 0.4, 0.9], 43: [0.5, 0.5, 0.8], 44: [0.7, 0.7, 0.7]}  # per-image ARI, 3 valid images
