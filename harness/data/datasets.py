@@ -21,9 +21,9 @@ from harness.data.codec import decode_image, decode_index_map
 from harness.data.errors import CorruptDataError, DataError, DataFileMissingError
 from harness.data.formats import check_supported, pre_v3_refusal
 from harness.data.lmdb_io import LmdbReader
+from harness.data.masks import boxes_from_masks
 from harness.data.paths import split_path
 from harness.data.specs import DATASETS, DatasetSpec
-from harness.data.masks import boxes_from_masks
 from harness.data.transforms import TrainTransform, ValTransform
 
 EXTRA_KEYS = ("clazz", "bbox")

@@ -173,11 +173,11 @@ def match_objects(pred: torch.Tensor, segment: torch.Tensor, protocol: Recogniti
         if protocol.first_two_only:
             # `col in seggt[i].unique()` with seggt bool: the values False/True, compared as 0/1.
             allowed = set(torch.unique(flat[i]).long().tolist())
-        for r, c in zip(rows.tolist(), cols.tolist()):
+        for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
             value = iou[i, r, c]
             if value > threshold and (not protocol.first_two_only or c in allowed):
                 kept.append((i, r, c, float(value)))
-    columns = list(zip(*kept)) if kept else [(), (), (), ()]
+    columns = list(zip(*kept, strict=True)) if kept else [(), (), (), ()]
     return Matches(*(torch.tensor(col, dtype=torch.int64) for col in columns[:3]),
                    iou=torch.tensor(columns[3], dtype=torch.float32))
 

@@ -12,8 +12,15 @@ import torch
 
 from harness.metrics import commands
 from harness.metrics.recognition import (
-    RECOGNITION_PROTOCOLS, RecognitionProtocol, RecognitionTally, gather_matched, ltrb_box_iou, match_objects,
-    slot_object_iou, slot_segments, topk_hits,
+    RECOGNITION_PROTOCOLS,
+    RecognitionProtocol,
+    RecognitionTally,
+    gather_matched,
+    ltrb_box_iou,
+    match_objects,
+    slot_object_iou,
+    slot_segments,
+    topk_hits,
 )
 
 V3, V4, ALL = (RECOGNITION_PROTOCOLS.get(n) for n in ("smoothsa-v3", "smoothsa-v4", "all-objects"))
