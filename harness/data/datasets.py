@@ -2,6 +2,9 @@
 
 Per item, as the authors' v3 loaders: decode the record (codec.py), apply the train or val transform
 (transforms.py) to the uint8 image and index map together, then build the dataset's masks (masks.py).
+With `extra` the item also holds, for segment channels 1..S−1, "clazz" int64 (S−1,) from the record's
+`clazz` array and "bbox" float32 (S−1,4) ltrb boxes derived from the transformed masks, as the authors' probe
+data (docs/reference.md#object-recognition-probe).
 """
 
 from __future__ import annotations
@@ -15,23 +18,32 @@ from torch.utils.data import Dataset
 
 from harness.data.card import data_card
 from harness.data.codec import decode_image, decode_index_map
-from harness.data.errors import CorruptDataError, DataFileMissingError
+from harness.data.errors import CorruptDataError, DataError, DataFileMissingError
 from harness.data.formats import check_supported, pre_v3_refusal
 from harness.data.lmdb_io import LmdbReader
+from harness.data.masks import boxes_from_masks
 from harness.data.paths import split_path
 from harness.data.specs import DATASETS, DatasetSpec
 from harness.data.transforms import TrainTransform, ValTransform
+
+EXTRA_KEYS = ("clazz", "bbox")
 
 
 class LmdbSplit(Dataset):
     """A split file read through its dataset's rules. `keys` (str, index order), `path`, `card`, `format`."""
 
     def __init__(self, path: str | os.PathLike, spec: DatasetSpec, split: str, train: bool = False,
-                 resolution: int | None = None):
+                 resolution: int | None = None, extra: tuple[str, ...] = ()):
         self.path = Path(path)
         self.spec = spec
         self.split = split
         self.train = train
+        self.extra = tuple(extra)
+        unknown = sorted(set(self.extra) - set(EXTRA_KEYS))
+        if unknown:
+            raise DataError(f"extra keys {', '.join(map(repr, unknown))} are unknown; valid: {', '.join(EXTRA_KEYS)}")
+        if self.extra and spec.classes is None:
+            raise DataError(f"dataset {spec.name!r} has no object classes, so no {', '.join(self.extra)}")
         self._reader = LmdbReader(self.path)
         self.format = check_supported(self._reader, spec.name)
         self.keys = [k.decode("ascii", "replace") for k in self._reader.keys]
@@ -82,18 +94,37 @@ class LmdbSplit(Dataset):
             segment = self.spec.masks(index_map, record)
         except ValueError as e:
             raise CorruptDataError(f"{self.path}: key {key!r}: {e}") from None
-        return {"image": image, "segment": segment}
+        item = {"image": image, "segment": segment}
+        if self.extra:
+            item.update(self._objects(key, record, index_map, segment))
+        return item
+
+    def _objects(self, key: bytes, record: dict, index_map: torch.Tensor, segment: torch.Tensor) -> dict:
+        """The requested "clazz"/"bbox" of segment channels 1.. (channel 0 is background or stuff: none)."""
+        if "clazz" not in record:
+            raise CorruptDataError(f"{self.path}: key {key!r}: record lacks 'clazz', needed for "
+                                   f"{', '.join(self.extra)} (fields: {sorted(record)})")
+        try:
+            clazz = self.spec.classes(index_map, record)
+        except ValueError as e:
+            raise CorruptDataError(f"{self.path}: key {key!r}: {e}") from None
+        if clazz.shape[0] != segment.shape[2] - 1:
+            raise CorruptDataError(f"{self.path}: key {key!r}: {clazz.shape[0]} classes for "
+                                   f"{segment.shape[2] - 1} object channels")
+        objects = {"clazz": clazz, "bbox": boxes_from_masks(segment[:, :, 1:])}
+        return {k: objects[k] for k in self.extra}
 
 
 def open_split(data_dir: str | os.PathLike, dataset: str, split: str, train: bool = False,
-               resolution: int | None = None) -> LmdbSplit:
+               resolution: int | None = None, extra: tuple[str, ...] = ()) -> LmdbSplit:
     """`<data_dir>/<dataset>/<split>.lmdb` as a Dataset; `train` picks the random train transform.
 
     `resolution` defaults to 256 for the authors' datasets and to the stored size for `synthetic`.
+    `extra` ⊆ ("clazz", "bbox") adds the objects' class ids and boxes (datasets whose records store `clazz`).
     """
     spec = DATASETS.get(dataset)
     path = split_path(data_dir, dataset, split)
     if not path.is_file():
         raise DataFileMissingError(f"{path}: no such file (dataset {dataset!r}, split {split!r}); "
                                    f"{spec.where_to_get()}")
-    return LmdbSplit(path, spec, split, train=train, resolution=resolution)
+    return LmdbSplit(path, spec, split, train=train, resolution=resolution, extra=extra)

@@ -1,6 +1,7 @@
 """Index map after the transform → (R,R,S) bool ground-truth masks, per dataset as the v3 loaders do it
 (docs/reference.md#data-format). Which pixels belong to no channel (COCO VOID, VOC boundaries) and the channel order are
-what the metrics see, so each rule is kept exactly, quirks included.
+what the metrics see, so each rule is kept exactly, quirks included. For the recognition probe the same
+channels get their object classes and boxes (`open_split(..., extra=("clazz", "bbox"))`).
 """
 
 from __future__ import annotations
@@ -35,3 +36,42 @@ def coco_instance_masks(index_map: torch.Tensor, isthing: torch.Tensor) -> torch
     masks, isthing = masks[:, :, present], isthing[present]
     stuff = masks[:, :, ~isthing].any(dim=2, keepdim=True)
     return torch.cat([stuff, masks[:, :, isthing]], dim=2)
+
+
+def coco_thing_classes(index_map: torch.Tensor, isthing: torch.Tensor, clazz: torch.Tensor) -> torch.Tensor:
+    """The category ids of `coco_instance_masks`' channels 1.. (its things, in index order): the thing indices
+    still present after the crop. Stuff and VOID have no class (docs/reference.md#object-recognition-probe)."""
+    present = torch.bincount(index_map.flatten().long(), minlength=isthing.shape[0] + 1)[1:] > 0
+    return clazz[present & isthing].long()
+
+
+def index_classes(index_map: torch.Tensor, clazz: torch.Tensor) -> torch.Tensor:
+    """The classes of `clevrtex_masks`' channels 1..max index: `clazz[i - 1]` describes index i. Channels a
+    crop emptied keep their class (and get an all-zero box), as their masks stay."""
+    count = int(index_map.max()) if index_map.numel() else 0
+    if count > clazz.shape[0]:
+        raise ValueError(f"segment index {count} exceeds the {clazz.shape[0]} entries of 'clazz'")
+    return clazz[:count].long()
+
+
+def boxes_from_masks(masks: torch.Tensor) -> torch.Tensor:
+    """(H,W,K) bool → (K,4) float32 ltrb boxes as the authors derive them from the transformed masks
+    (docs/reference.md#object-recognition-probe): l, t = the smallest column, row of the mask; r, b = the
+    largest (inclusive, no +1); x ÷ W and y ÷ H, so values lie in [0, (W−1)/W]. An empty mask gets 0,0,0,0."""
+    h, w, k = masks.shape
+    if k == 0:
+        return torch.zeros(0, 4, dtype=torch.float32)
+    cols, rows = masks.any(0), masks.any(1)  # (W,K), (H,K): where each mask has a pixel
+    x = torch.arange(w)[:, None].expand(w, k)
+    y = torch.arange(h)[:, None].expand(h, k)
+    big = max(h, w)
+    left = torch.where(cols, x, big).amin(0)
+    right = torch.where(cols, x, -1).amax(0)
+    top = torch.where(rows, y, big).amin(0)
+    bottom = torch.where(rows, y, -1).amax(0)
+    boxes = torch.stack([left, top, right, bottom], 1)
+    boxes[~cols.any(0)] = 0
+    boxes = boxes.float()
+    boxes[:, 0::2] /= w
+    boxes[:, 1::2] /= h
+    return boxes

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from harness.data.masks import clevrtex_masks, coco_instance_masks, voc_masks
+from harness.data.masks import clevrtex_masks, coco_instance_masks, coco_thing_classes, index_classes, voc_masks
 from harness.data.synthetic import SynthConfig
 from harness.registry import Registry
 
@@ -35,11 +35,28 @@ def _coco_masks(index_map: torch.Tensor, record: dict) -> torch.Tensor:
     return coco_instance_masks(index_map, isthing)
 
 
+def _record_array(record: dict, field: str) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(record[field]).reshape(-1))
+
+
+def _index_classes(index_map: torch.Tensor, record: dict) -> torch.Tensor:
+    return index_classes(index_map, _record_array(record, "clazz"))
+
+
+def _coco_classes(index_map: torch.Tensor, record: dict) -> torch.Tensor:
+    isthing, clazz = _record_array(record, "isthing").bool(), _record_array(record, "clazz")
+    if clazz.shape != isthing.shape:
+        raise ValueError(f"'clazz' has {clazz.shape[0]} entries, 'isthing' {isthing.shape[0]}")
+    return coco_thing_classes(index_map, isthing, clazz)
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """name; evaluation resolution (None = the stored size); slots every method uses on it (the authors' counts
     for their datasets, docs/reference.md#hyper-parameters; for synthetic scenes the most objects plus background); `masks(index_map,
-    record)` → (R,R,S) bool; `fields` every record must hold; where the converted files and the raw data come from."""
+    record)` → (R,R,S) bool; `fields` every record must hold; where the converted files and the raw data come from;
+    `classes(index_map, record)` → int64 (S−1,) class ids of mask channels 1.. from the record's `clazz` array, for
+    `open_split(..., extra=("clazz", ...))` (default: index semantics, channel i ↔ `clazz[i−1]`; None: no classes)."""
 
     name: str
     resolution: int | None
@@ -50,6 +67,7 @@ class DatasetSpec:
     raw_source: str
     make_command: str
     splits: tuple[str, ...] = ("train", "val")
+    classes: Callable[[torch.Tensor, dict], torch.Tensor] | None = _index_classes
 
     def where_to_get(self) -> str:
         parts = []
@@ -82,6 +100,7 @@ DATASETS.register("coco", DatasetSpec(
     raw_source="COCO 2017 train2017/val2017 images + panoptic_annotations_trainval2017: https://cocodataset.org, "
                "panoptic_coco_categories.json: https://github.com/cocodataset/panopticapi",
     make_command="python -m harness data convert coco --src RAW --out DATA_DIR",
+    classes=_coco_classes,
 ))
 DATASETS.register("voc", DatasetSpec(
     name="voc",
@@ -92,6 +111,7 @@ DATASETS.register("voc", DatasetSpec(
     release_url=f"{RELEASES}/dataset-voc",
     raw_source="VOC2012 trainval → train, VOC2007 trainval → val: http://host.robots.ox.ac.uk/pascal/VOC",
     make_command="python -m harness data convert voc --src RAW --out DATA_DIR",
+    classes=None,
 ))
 DATASETS.register("synthetic", DatasetSpec(
     name="synthetic",

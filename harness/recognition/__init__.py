@@ -1,0 +1,21 @@
+"""The object-recognition probe: an MLP trained on the frozen slots of any discovery model to predict each
+matched object's class and box (docs/reference.md#object-recognition-probe).
+
+    result = train_probe(model, open_split(d, "coco", "train", train=True, extra=("clazz", "bbox")),
+                         open_split(d, "coco", "val", extra=("clazz", "bbox")), ProbeConfig(), seed=42)
+    result.metrics   # {"top1", "top3", "box_iou", "matched"} under ProbeConfig.protocol (harness.metrics.recognition)
+"""
+
+from harness.recognition.probe import (
+    ProbeConfig,
+    ProbeInputError,
+    ProbeResult,
+    RecognitionProbe,
+    evaluate_probe,
+    matched_pairs,
+    probe_losses,
+    train_probe,
+)
+
+__all__ = ["ProbeConfig", "ProbeInputError", "ProbeResult", "RecognitionProbe", "evaluate_probe", "matched_pairs",
+           "probe_losses", "train_probe"]
