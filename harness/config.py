@@ -14,6 +14,25 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.errors import HarnessError
+
+
+class ConfigError(HarnessError):
+    """A config override (`--set PATH=VALUE`) names no field, has the wrong type or an out-of-range value."""
+
+
+def positive(**kwargs):
+    """A field whose value must be > 0 (checked when an override sets it)."""
+    return field(metadata={"range": (0, False)}, **kwargs)
+
+
+def non_negative(**kwargs):
+    """A field whose value must be ≥ 0 (checked when an override sets it)."""
+    return field(metadata={"range": (0, True)}, **kwargs)
+
+# Set by the registry (which method, which dataset): an override would silently run another recipe.
+FIXED_FIELDS = ("method", "dataset")
+
 
 @dataclass(kw_only=True)
 class WeightSchedule:
@@ -46,21 +65,21 @@ class TrainConfig:
     docs/reference.md#training-loop-and-seeding); the model's `optimizer` and `clip_gradients` (harness.contract) read
     these fields."""
 
-    steps: int
-    batch_size: int
-    lr: float
-    warmup_steps: int
-    lr_final_ratio: float = 1e-3
-    grad_clip: float = 1.0
-    grad_clip_norm_type: float = 2.0  # the norm clipped: 2 (L2, the authors' DIAS) or inf (SPOT)
-    val_interval: int
-    save_since: int
+    steps: int = positive()
+    batch_size: int = positive()
+    lr: float = positive()
+    warmup_steps: int = non_negative()
+    lr_final_ratio: float = non_negative(default=1e-3)
+    grad_clip: float = positive(default=1.0)
+    grad_clip_norm_type: float = positive(default=2.0)  # the norm clipped: 2 (L2, the authors' DIAS) or inf (SPOT)
+    val_interval: int = positive()
+    save_since: int = non_negative()
     # Full training state (model, optimiser, scaler, RNG, loader position) is saved every this many steps
     # (None: every val_interval) so that a killed run resumes where it was.
     checkpoint_interval: int | None = None
     # Validation during training uses the first `val_limit` images of the val split (None: all, as the authors).
     val_limit: int | None = None
-    num_workers: int = 4
+    num_workers: int = non_negative(default=4)
     # "fp16" = the authors' autocast + GradScaler (CUDA only; plain fp32 on CPU); "bf16" autocast; "off".
     amp: str = "fp16"
     loss_weights: dict[str, WeightSchedule] = field(default_factory=dict)
@@ -73,8 +92,8 @@ class EvalConfig:
     """docs/reference.md#evaluation-protocol: which named attention is the segmentation, evaluated at `resolution`² after bilinear upsampling."""
 
     mask: str
-    resolution: int = 256
-    batch_size: int = 32
+    resolution: int = positive(default=256)
+    batch_size: int = positive(default=32)
     amp: str = "fp16"
 
 
@@ -84,8 +103,8 @@ class MethodConfig:
 
     method: str
     dataset: str
-    num_slots: int
-    resolution: int = 256
+    num_slots: int = positive()
+    resolution: int = positive(default=256)
     train: TrainConfig
     eval: EvalConfig
     # Name of a prerequisite stage (a registered method of kind "stage", e.g. a VQ-VAE tokenizer).
@@ -108,11 +127,20 @@ def _parse_value(text: str, current: Any) -> Any:
             return True
         if text.lower() in ("0", "false", "no", "off"):
             return False
-        raise ValueError(f"expected a boolean, got {text!r}")
-    if isinstance(current, int) and not isinstance(current, bool):
-        return int(float(text)) if "e" in text.lower() else int(text)
+        raise ValueError(f"expected a boolean (true/false), got {text!r}")
+    if isinstance(current, int):
+        try:
+            value = float(text) if "e" in text.lower() else int(text)
+        except ValueError:
+            raise ValueError(f"expected an integer, got {text!r}") from None
+        if value != int(value):
+            raise ValueError(f"expected an integer, got {text!r}")
+        return int(value)
     if isinstance(current, float):
-        return float(text)
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"expected a number, got {text!r}") from None
     if isinstance(current, str):
         return text
     try:
@@ -121,22 +149,38 @@ def _parse_value(text: str, current: Any) -> Any:
         return text
 
 
+def _check_range(value, spec: dataclasses.Field, full: str) -> None:
+    bound = spec.metadata.get("range")
+    if bound is None or value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return
+    low, inclusive = bound
+    if value < low or (value == low and not inclusive) or value != value:
+        raise ConfigError(f"--set {full}={value}: must be {'≥' if inclusive else '>'} {low}")
+
+
 def _set_path(obj, path: list[str], value, full: str):
     head, rest = path[0], path[1:]
     if dataclasses.is_dataclass(obj):
-        names = [f.name for f in dataclasses.fields(obj)]
-        if head not in names:
-            raise KeyError(f"config has no field {full!r} ({head!r} not among: {', '.join(names)})")
+        fields = {f.name: f for f in dataclasses.fields(obj)}
+        if head not in fields:
+            raise ConfigError(f"--set {full}: the config has no field {head!r}; valid: {', '.join(fields)}")
         current = getattr(obj, head)
-        new = _set_path(current, rest, value, full) if rest else _coerce(value, current, full)
+        if rest:
+            new = _set_path(current, rest, value, full)
+        else:
+            if dataclasses.is_dataclass(current):
+                raise ConfigError(f"--set {full}: {head!r} is a group of fields; set one of: "
+                                  f"{', '.join(f.name for f in dataclasses.fields(current))}")
+            new = _coerce(value, current, full)
+            _check_range(new, fields[head], full)
         return dataclasses.replace(obj, **{head: new})
     if isinstance(obj, dict):
         if rest:
             if head not in obj:
-                raise KeyError(f"config has no entry {full!r} ({head!r} not among: {', '.join(obj)})")
+                raise ConfigError(f"--set {full}: no entry {head!r}; valid: {', '.join(obj) or '(none)'}")
             return {**obj, head: _set_path(obj[head], rest, value, full)}
         return {**obj, head: _coerce(value, obj.get(head), full)}
-    raise KeyError(f"config field {full!r} cannot be set: {type(obj).__name__} is not a config")
+    raise ConfigError(f"--set {full}: {type(obj).__name__} has no fields to set")
 
 
 def _coerce(value, current, full: str):
@@ -144,20 +188,27 @@ def _coerce(value, current, full: str):
         try:
             return _parse_value(value, current)
         except ValueError as e:
-            raise ValueError(f"bad value for {full}: {e}") from None
+            raise ConfigError(f"--set {full}={value}: {e}") from None
     return value
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, str]:
+    """["train.steps=200", ...] → {"train.steps": "200"}; an item without `=` or a path is refused."""
+    pairs = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected PATH=VALUE, e.g. --set train.steps=200")
+        pairs[key.strip()] = value.strip()
+    return pairs
 
 
 def apply_overrides(config, overrides: dict | list[str]):
     """Return a copy of `config` with dotted-path overrides: {"train.steps": 200} or ["train.steps=200"]."""
     if isinstance(overrides, (list, tuple)):
-        pairs = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ValueError(f"override {item!r} is not of the form path=value")
-            key, value = item.split("=", 1)
-            pairs[key.strip()] = value.strip()
-        overrides = pairs
+        overrides = parse_overrides(list(overrides))
     for key, value in overrides.items():
+        if key in FIXED_FIELDS:
+            raise ConfigError(f"--set {key}: fixed by the registry; choose the {key} on the command line instead")
         config = _set_path(config, key.split("."), value, key)
     return config
