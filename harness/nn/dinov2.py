@@ -217,7 +217,7 @@ class DinoV2Backbone(nn.Module):
     def __init__(self, spec: DinoV2Spec, norm_out: bool, pretrained: str | None = None):
         super().__init__()
         self.spec, self.norm_out = spec, norm_out
-        self.weights: WeightsSource | None = None
+        self.weights_source: WeightsSource | None = None
         self.hf = _hf_model_class(spec)(_hf_config(spec))
         if not norm_out:
             self.hf.layernorm = nn.Identity()
@@ -259,7 +259,7 @@ class DinoV2Backbone(nn.Module):
     def weights_identity(self) -> dict[str, str] | None:
         """Source and sha256 of the pretrained weights `pretrained_backbone` loaded (None: not loaded that way).
         The feature cache and result records name a backbone's weights by it."""
-        return None if self.weights is None else self.weights.identity()
+        return None if self.weights_source is None else self.weights_source.identity()
 
     def extra_repr(self) -> str:
         return f"{self.spec}, norm_out={self.norm_out}"
@@ -410,7 +410,7 @@ def pretrained_backbone(source: str, image_size: int, norm_out: bool = True,
                                      f"{image_size}²: {len(bad)} missing, unexpected or mis-shaped tensor(s), "
                                      f"first {bad[0]}")
     backbone.load_state_dict(state, strict=True)
-    backbone.weights = origin
+    backbone.weights_source = origin
     return backbone.eval().requires_grad_(False)
 
 
