@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "harness.data.commands",
     "harness.metrics.commands",
     "harness.bench",
+    "harness.weights_command",
 ]
 
 

