@@ -23,7 +23,7 @@ from harness.config import apply_overrides, config_hash
 from harness.errors import HarnessError
 from harness.registry import METHODS, get_config
 from harness.results import ResultError, read_record
-from harness.run.launch import EXECUTORS, Job, Resources, SlurmOptions, local_jobs, make_executor
+from harness.run.launch import Job, Resources, SlurmOptions, local_jobs, make_executor
 from harness.tables import TABLES, Row, Table
 
 
@@ -203,15 +203,15 @@ def ensure_data(table: Table, data_dir: Path | None, *, need_train: bool) -> Pat
         return data_dir
     datasets = sorted({row.dataset for row in table.rows})
     splits = ("train", "val") if need_train else ("val",)
-    if data_dir is None:
-        needed = ", ".join(f"<data-dir>/{d}/{s}.lmdb" for d in datasets for s in splits)
-        raise ReproduceError(f"table {table.name!r} needs real data: pass --data-dir holding {needed}; "
-                             + " | ".join(f"{d}: {DATASETS.get(d).where_to_get()}" for d in datasets))
-    missing = [(d, split_path(data_dir, d, s)) for d in datasets for s in splits
-               if not split_path(data_dir, d, s).is_file()]
+    root = Path("<data-dir>") if data_dir is None else data_dir
+    missing = [(d, split_path(root, d, s)) for d in datasets for s in splits
+               if data_dir is None or not split_path(data_dir, d, s).is_file()]
     if missing:
-        lines = [f"  {path} — {DATASETS.get(d).where_to_get()}" for d, path in missing]
-        raise ReproduceError(f"table {table.name!r} is missing {len(missing)} data file(s):\n" + "\n".join(lines))
+        files = [f"  {path}" for _, path in missing]
+        where = [f"  {d}: {DATASETS.get(d).where_to_get()}" for d in sorted({d for d, _ in missing})]
+        head = (f"table {table.name!r} needs real data: pass --data-dir DIR holding" if data_dir is None
+                else f"table {table.name!r} is missing {len(missing)} data file(s) under {data_dir}:")
+        raise ReproduceError("\n".join([head, *files, "where to get them:", *where]))
     return data_dir
 
 
@@ -228,46 +228,69 @@ def resources(table: Table, *, trains: bool, device: str, gpus: int | None, minu
                      minutes=table.budget.minutes if minutes is None else minutes)
 
 
-def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = Path("runs"),
-              out_dir: Path = Path("reports"), checkpoints: Path | None = None, device: str = "cpu",
-              overrides: list[str] = (), allow_mixed: bool = False, progress: bool = True,
-              seeds: list[int] | None = None, feature_cache: Path | None = None, executor: str = "local",
-              gpus: int | None = None, minutes: int | None = None, cpus: int | None = None,
-              slurm: SlurmOptions | None = None, jobs: int | None = 1):
-    """Run the table's missing cells with `executor` (harness.run.launch.EXECUTORS; locally `jobs` at a time, None:
-    one per core on CPU), then aggregate and render the table. Returns (tidy frame, report paths)."""
+@dataclass(frozen=True)
+class ReproduceOptions:
+    """How to run a table: where data, results and reports live, train or evaluate releases, on what, and where
+    the cells run (`executor`: harness.run.launch.EXECUTORS; locally `jobs` cells at a time, None: one per core on
+    CPU). `gpus`, `minutes`, `cpus` and `slurm` size cluster jobs."""
+
+    data_dir: Path | None = None
+    results: Path = Path("runs")
+    out_dir: Path = Path("reports")
+    checkpoints: Path | None = None
+    device: str = "cpu"
+    overrides: tuple[str, ...] = ()
+    allow_mixed: bool = False
+    progress: bool = True
+    seeds: tuple[int, ...] | None = None
+    feature_cache: Path | None = None
+    executor: str = "local"
+    gpus: int | None = None
+    minutes: int | None = None
+    cpus: int | None = None
+    slurm: SlurmOptions | None = None
+    jobs: int | None = 1
+
+
+def reproduce(table_name: str, options: ReproduceOptions = ReproduceOptions()):
+    """Run the table's missing cells, then aggregate and render the table. Returns the report's RenderResult."""
     from harness.report import render_table, text_table
 
+    o = options
     table = TABLES.get(table_name)
-    cells, missing = plan(table, results, seeds)
-    stale = stale_records(cells, results, overrides)
+    cells, missing = plan(table, o.results, list(o.seeds) if o.seeds else None)
+    overrides = list(o.overrides)
+    for cell in cells:  # every override problem is reported before anything runs
+        cell_config(table, cell.row, overrides)
+    stale = stale_records(cells, o.results, overrides)
     if stale:
         listing = "\n  ".join(map(str, stale))
-        if not allow_mixed:
+        if not o.allow_mixed:
             raise ReproduceError(
                 f"table {table.name!r}: {len(stale)} record(s) were made with another config than the cells' current "
                 f"one (changed code or overrides):\n  {listing}\nremove them and their run directories under "
-                f"{results / table.name / 'runs'}, use another --results directory, or --allow-mixed to reuse them")
+                f"{o.results / table.name / 'runs'}, use another --results directory, or --allow-mixed to reuse them")
         print(f"reusing {len(stale)} record(s) made with another config (--allow-mixed):\n  {listing}", flush=True)
-    data_dir = ensure_data(table, data_dir, need_train=checkpoints is None and any(c.trains for c in missing))
-    processes = local_jobs(jobs, device=device, jobs=len(missing)) if executor == "local" else 1
-    runner = Runner(table, data_dir=data_dir, results=results, device=device, checkpoints=checkpoints,
-                    overrides=overrides, progress=progress and executor == "local" and processes == 1,
-                    feature_cache=feature_cache)
-    launcher = make_executor(executor, folder=results / table.name / "jobs", device=device, slurm=slurm,
+    data_dir = ensure_data(table, o.data_dir, need_train=o.checkpoints is None and any(c.trains for c in missing))
+    processes = local_jobs(o.jobs, device=o.device, jobs=len(missing)) if o.executor == "local" else 1
+    runner = Runner(table, data_dir=data_dir, results=o.results, device=o.device, checkpoints=o.checkpoints,
+                    overrides=overrides, progress=o.progress and o.executor == "local" and processes == 1,
+                    feature_cache=o.feature_cache)
+    launcher = make_executor(o.executor, folder=o.results / table.name / "jobs", device=o.device, slurm=o.slurm,
                              name=f"harness-{table.name}", processes=processes)
     at_once = f", {processes} at a time" if processes > 1 else ""
     print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run{at_once}",
           flush=True)
     started = time.perf_counter()
-    budget = dict(device=device, gpus=gpus, minutes=minutes, cpus=cpus)
+    budget = dict(device=o.device, gpus=o.gpus, minutes=o.minutes, cpus=o.cpus)
     stages = sorted({key for key in map(runner.stage_of, missing) if key is not None})
     stage_jobs = [Job(f"stage {s}-{d}-{seed}", runner.train_stage, (s, d, seed),
                       resources(table, trains=True, **budget)) for s, d, seed in stages]
     for job, _ in launcher.run(stage_jobs):
         print(f"{job.name}: trained ({time.perf_counter() - started:.0f}s)\n", end="", flush=True)
-    # training cells first: with several at a time the short evaluations fill the gaps at the end
-    ordered = sorted(missing, key=lambda cell: not runner.trains(cell))
+    # training cells first, the slowest to train first (the registry's train_cost): with several at a time the short
+    # ones fill the gaps at the end
+    ordered = sorted(missing, key=lambda cell: (not runner.trains(cell), -METHODS.get(cell.row.method).train_cost))
     cell_jobs = [Job(cell.name, runner.run, (cell,), resources(table, trains=runner.trains(cell), **budget))
                  for cell in ordered]
     for i, (job, record) in enumerate(launcher.run(cell_jobs), 1):
@@ -275,79 +298,10 @@ def reproduce(table_name: str, *, data_dir: Path | None = None, results: Path = 
         # one write per line: worker processes print to the same stream
         print(f"[{i}/{len(missing)}] {job.name}: {means}  ({time.perf_counter() - started:.0f}s)\n", end="",
               flush=True)
-    result = render_table(table, results, out_dir, published=bool(table.published), allow_mixed=allow_mixed)
+    result = render_table(table, o.results, o.out_dir, published=bool(table.published), allow_mixed=o.allow_mixed)
     print(text_table(result.frame, table))
     for path in result.paths.values():
         print(f"wrote {path}")
     return result
 
 
-def register(sub) -> None:
-    p = sub.add_parser("reproduce", help="run a table's missing cells (train or load checkpoints), then report",
-                       description="Runs every (method, dataset, seed) cell of the table that has no result yet — "
-                                   "resuming interrupted training — then writes reports/acc-<T>.xlsx/.md/.html and "
-                                   "prints the table.")
-    p.add_argument("--table", default="mini", help="table name (v3, mini, synthetic-long, ...); default: mini")
-    p.add_argument("--data-dir", type=Path, help="holds <dataset>/{train,val}.lmdb (synthetic tables: generated "
-                                                 "into data/<table> unless given)")
-    how = p.add_mutually_exclusive_group()
-    how.add_argument("--checkpoints", type=Path,
-                     help="evaluate released checkpoints <DIR>/<label>/<seed>-<epoch>.pth instead of training")
-    how.add_argument("--train", action="store_true", help="train every learned cell (the default)")
-    p.add_argument("--results", type=Path, default=Path("runs"), help="result records, runs and stages")
-    p.add_argument("--out", type=Path, default=Path("reports"), help="report directory")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seeds", type=int, nargs="+", help="run only these seeds (default: the table's)")
-    p.add_argument("--jobs", type=int, metavar="N",
-                   help="--executor local: cells run at once in worker processes, each with its share of the "
-                        "cores (default: one per core on CPU, one on an accelerator; 1 = in this process)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
-                   help="override a config field in every cell (the report then flags mixed budgets)")
-    p.add_argument("--allow-mixed", action="store_true",
-                   help="aggregate cells that differ in protocol, data or budget (listed in the report) and reuse "
-                        "records made with another config")
-    p.add_argument("--feature-cache", type=Path, metavar="DIR",
-                   help="cache frozen-backbone features in DIR across evaluations (identical metrics, faster)")
-    p.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: the cells on this machine, --jobs at a time (default); slurm: one Slurm job per "
-                        "cell (job arrays), pre-empted jobs resubmitted and resumed; submitit-local: the same "
-                        "submitit path with subprocesses of this machine")
-    g = p.add_argument_group("cluster jobs (--executor slurm / submitit-local)")
-    g.add_argument("--slurm-gpus", type=int, metavar="N",
-                   help="GPUs per training job, one data-parallel process each (default: the table's budget, 1); "
-                        "with --device cpu, N CPU processes")
-    g.add_argument("--slurm-time", type=int, metavar="MIN", help="wall-time limit per job in minutes (default: the "
-                                                                 "table's budget; required on Slurm without one)")
-    g.add_argument("--slurm-cpus", type=int, metavar="C", help="CPUs per process (data-loader workers + 1)")
-    g.add_argument("--slurm-partition", metavar="P")
-    g.add_argument("--slurm-setup", action="append", default=[], metavar="CMD",
-                   help="a shell line run in the job before the harness, e.g. 'source .venv/bin/activate' "
-                        "(repeatable)")
-    g.add_argument("--slurm-param", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other sbatch parameter, e.g. account=proj or qos=high (repeatable)")
-    g.add_argument("--slurm-timeouts", type=int, default=3, metavar="N",
-                   help="how often a job may time out and be resubmitted (pre-emptions do not count)")
-    p.set_defaults(func=run_reproduce)
-
-
-def run_reproduce(args) -> int:
-    from harness.run.distributed import requested_size
-
-    if requested_size() > 1:
-        raise ReproduceError("reproduce was started by a data-parallel launcher (WORLD_SIZE > 1): every process "
-                             "would run every cell. Run it as one process; data-parallel cells come from "
-                             "--executor slurm --slurm-gpus N, single runs from `torchrun ... -m harness train`")
-    extra = {}
-    for item in args.slurm_param:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ReproduceError(f"--slurm-param {item!r} is not of the form KEY=VALUE")
-        extra[key.strip().replace("-", "_")] = value.strip()
-    slurm = SlurmOptions(partition=args.slurm_partition, setup=tuple(args.slurm_setup), extra=extra,
-                         max_timeouts=args.slurm_timeouts)
-    reproduce(args.table, data_dir=args.data_dir, results=args.results, out_dir=args.out,
-              checkpoints=args.checkpoints, device=args.device, overrides=args.overrides,
-              allow_mixed=args.allow_mixed, seeds=args.seeds, feature_cache=args.feature_cache,
-              executor=args.executor, gpus=args.slurm_gpus, minutes=args.slurm_time, cpus=args.slurm_cpus,
-              slurm=slurm, jobs=args.jobs)
-    return 0

@@ -30,16 +30,23 @@ class CheckpointError(HarnessError):
 
 
 class CheckpointMismatchError(CheckpointError):
-    """A checkpoint's keys or shapes do not match the model; lists every missing, unexpected and mis-shaped key."""
+    """A checkpoint's keys or shapes do not match the model. The message is a summary of at most ten lines (counts
+    and the first few names of each kind); the full lists stay on the exception (`missing`, `unexpected`,
+    `mismatched`)."""
 
-    def __init__(self, source: str, missing: Listing, unexpected: Listing,
+    SHOWN = 3  # names shown per kind
+
+    def __init__(self, source: str, model: str, missing: Listing, unexpected: Listing,
                  mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]):
         self.source, self.missing, self.unexpected, self.mismatched = source, missing, unexpected, mismatched
-        lines = [f"checkpoint {source} does not match the model: {len(missing)} missing, {len(unexpected)} "
-                 f"unexpected, {len(mismatched)} mis-shaped key(s)"]
-        lines += [f"  missing:    {k} {shape}" for k, shape, _ in missing]
-        lines += [f"  unexpected: {k} {shape}" for k, shape, _ in unexpected]
-        lines += [f"  mis-shaped: {k} checkpoint {got} model {want}" for k, got, want in mismatched]
+        lines = [f"checkpoint {source} does not fit {model}: {len(missing)} missing, {len(unexpected)} unexpected, "
+                 f"{len(mismatched)} mis-shaped key(s)"]
+        for kind, items in (("missing", [f"{k} {shape}" for k, shape, _ in missing]),
+                            ("unexpected", [f"{k} {shape}" for k, shape, _ in unexpected]),
+                            ("mis-shaped", [f"{k} checkpoint {got} model {want}" for k, got, want in mismatched])):
+            if items:
+                more = f" … and {len(items) - self.SHOWN} more" if len(items) > self.SHOWN else ""
+                lines.append(f"  {kind}: " + "; ".join(items[:self.SHOWN]) + more)
         super().__init__("\n".join(lines))
 
 
@@ -75,23 +82,37 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """torch.load(map_location="cpu", weights_only=True) with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {path} does not exist") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} cannot be read as weights: {e}") from None
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):  # weights_only refused an object that is not a tensor or a container
+            raise CheckpointError(f"checkpoint {path} holds Python objects other than tensors; only plain weights "
+                                  "are loaded (weights_only=True)") from None
+        raise CheckpointError(f"checkpoint {path} is not a torch checkpoint (neither torch.save's zip format nor a "
+                              "legacy pickle)") from None
+    except (RuntimeError, EOFError, OSError, ValueError):
+        with path.open("rb") as f:
+            zipped = f.read(4) == b"PK\x03\x04"  # torch.save's format is a zip archive
+        what = "is truncated or corrupt (a torch zip archive that cannot be read)" if zipped else \
+            "is not a torch checkpoint (neither torch.save's zip format nor a legacy pickle)"
+        raise CheckpointError(f"checkpoint {path} {what}") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise CheckpointError(f"checkpoint {path} is not a plain state_dict (str → tensor)")
     return state
 
 
-def load_weights(model: nn.Module, source: str | os.PathLike | dict, strict: bool = True):
+def load_weights(model: nn.Module, source: str | os.PathLike | dict, strict: bool = True, described: str | None = None):
     """Load an authors'-layout state_dict (a path or an already loaded dict) into `model`.
 
     Every key is expected as "m." + a key of `model.state_dict()`. A mis-shaped key always fails; with
-    strict=True a missing or unexpected key fails too. The error lists every bad key with its shape.
+    strict=True a missing or unexpected key fails too. The error summarises the bad keys with their shapes and names
+    the model as `described` (e.g. "dias, coco config") or by its class.
     Returns torch's (missing_keys, unexpected_keys) named tuple (in the model's own names).
     """
     name = "<state_dict>" if isinstance(source, dict) else str(source)
@@ -102,7 +123,7 @@ def load_weights(model: nn.Module, source: str | os.PathLike | dict, strict: boo
     mismatched = [(k, _shape(v), _shape(expected[k])) for k, v in state.items()
                   if k in expected and _shape(v) != _shape(expected[k])]
     if mismatched or (strict and (missing or unexpected)):
-        raise CheckpointMismatchError(name, missing, unexpected, mismatched)
+        raise CheckpointMismatchError(name, described or type(model).__name__, missing, unexpected, mismatched)
     own = {k[len(PREFIX):]: v for k, v in state.items() if k in expected}
     return model.load_state_dict(own, strict=strict)
 

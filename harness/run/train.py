@@ -93,7 +93,6 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
           worker_seeding: str = "per-sample", stage_weights: str | Path | None = None, progress: bool = True,
           log_every: int = 10) -> TrainSummary:
     run_dir, device, tc, world = Path(run_dir), rank_device(device), config.train, current()
-    run_dir.mkdir(parents=True, exist_ok=True)
     chash = config_hash(config)
 
     # --- setup: model (its optimiser and clip: harness.contract), AMP scaler, data ---
@@ -109,6 +108,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
                                     pin_memory=device.type == "cuda", rank=world.rank, world=world.size)
 
     # --- resume: the full state of the last checkpoint, if the run directory has one ---
+    run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / TRAIN_STATE
     at = Position()
     if state_path.exists():
@@ -240,5 +240,5 @@ def validate(model, config, val_set, device: torch.device, noise_seed: tuple) ->
 def load_trained(config, weights: str | Path, device) -> torch.nn.Module:
     """A trained model from weights in the authors' layout (ours or theirs; strict, weights_only)."""
     model = build_model(config, torch.device(device), initial=False)
-    load_weights(model, weights)
+    load_weights(model, weights, described=f"{config.method} ({config.dataset} config)")
     return model

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from harness import methods_command, synthetic
+from harness import method_table, synthetic
+from harness.cli import methods as methods_verb
 from harness.errors import HarnessError
 from harness.nn.checkpoint import parse_listing
 from harness.registry import METHODS
@@ -18,7 +19,7 @@ def listing_total(path):
 
 @pytest.fixture(scope="module")
 def rows():
-    return {r["name"]: r for r in methods_command.method_rows("coco")}
+    return {r["name"]: r for r in method_table.method_rows("coco")}
 
 
 def test_parameter_counts_equal_the_authors_checkpoints(rows, reference_dir):
@@ -45,15 +46,15 @@ def test_rows_describe_kinds_masks_stages(rows):
 
 def test_unknown_dataset_is_a_clear_error():
     with pytest.raises(HarnessError, match="known: clevrtex, coco"):
-        methods_command.method_rows("imagenet")
+        method_table.method_rows("imagenet")
 
 
 def test_cli_prints_the_table(capsys):
     parser = argparse.ArgumentParser()
-    methods_command.register(parser.add_subparsers())
+    methods_verb.register(parser.add_subparsers())
     args = parser.parse_args(["methods", "--dataset", "voc"])
     assert args.func(args) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == list(methods_command.COLUMNS)
+    assert out.splitlines()[0].split() == list(method_table.COLUMNS)
     assert re.search(rf"^slotdiffusion\s+learned\s+clevrtex,coco,voc,synthetic\s+11/7/6/{synthetic.SLOTS}\s+50,000\s+32\s+"
                      r"159,529,096", out, re.M)  # COCO's 159,529,608 less one slot's mean and logstd

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def cli(monkeypatch, capsys):
     """The real entry point with only the data verbs registered (other verbs are other modules' tests)."""
-    monkeypatch.setattr(harness.cli, "COMMAND_MODULES", ["harness.data.commands"])
+    monkeypatch.setattr(harness.cli, "VERBS", ("data",))
 
     def run(*argv):
         code = harness.cli.main([str(a) for a in argv])

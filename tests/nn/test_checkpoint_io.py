@@ -54,7 +54,7 @@ def test_saved_views_do_not_carry_their_base_storage(tmp_path):
     assert pos.shape == (1, 16, 32) and pos.untyped_storage().nbytes() == 16 * 32 * 4
 
 
-def test_mismatch_lists_every_bad_key_and_names_the_file(tmp_path):
+def test_mismatch_keeps_every_bad_key_and_summarises_them_in_at_most_ten_lines(tmp_path):
     model = Toy()
     state = {"m." + k: v for k, v in model.state_dict().items()}
     del state["m.encode.1.bias"], state["m.steps"]
@@ -71,10 +71,22 @@ def test_mismatch_lists_every_bad_key_and_names_the_file(tmp_path):
     assert [k for k, _, _ in err.unexpected] == ["m.extra"]
     assert err.mismatched == [("m.encode.0.weight", (4, 2), (4, 3)), ("m.head.weight", (3, 4), (2, 4))]
     text = str(err)
-    assert str(path) in text and "2 missing, 1 unexpected, 2 mis-shaped" in text
-    for line in ["missing:    m.encode.1.bias (4,)", "unexpected: m.extra (5,)",
-                 "mis-shaped: m.head.weight checkpoint (3, 4) model (2, 4)"]:
-        assert line in text
+    assert str(path) in text and "does not fit Toy: 2 missing, 1 unexpected, 2 mis-shaped" in text
+    for line in ["  missing: m.steps (); m.encode.1.bias (4,)", "  unexpected: m.extra (5,)",
+                 "  mis-shaped: m.encode.0.weight checkpoint (4, 2) model (4, 3); m.head.weight checkpoint (3, 4) "
+                 "model (2, 4)"]:
+        assert line in text.splitlines()
+
+
+def test_a_checkpoint_of_another_model_is_summarised_not_listed():
+    model, other = Toy(), torch.nn.Sequential(*[torch.nn.Linear(3, 3) for _ in range(40)])
+    state = {"m." + k: v for k, v in other.state_dict().items()}
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_weights(model, state, described="toy (synthetic config)")
+    lines = str(info.value).splitlines()
+    assert len(lines) <= 10 and len(info.value.unexpected) == 80
+    assert lines[0].startswith("checkpoint <state_dict> does not fit toy (synthetic config): 6 missing, 80 unexpected")
+    assert lines[2] == "  unexpected: m.0.weight (3, 3); m.0.bias (3,); m.1.weight (3, 3) … and 77 more"
 
 
 def test_keys_without_the_m_prefix_are_unexpected():
@@ -99,8 +111,20 @@ def test_unreadable_files_are_harness_errors(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         read_weights(tmp_path / "absent.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pth"):
+    with pytest.raises(CheckpointError, match="junk.pth is not a torch checkpoint") as info:
         read_weights(tmp_path / "junk.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty.pth is empty"):
+        read_weights(tmp_path / "empty.pth")
+    save_weights(Toy(), tmp_path / "whole.pth")
+    (tmp_path / "cut.pth").write_bytes((tmp_path / "whole.pth").read_bytes()[:300])
+    with pytest.raises(CheckpointError, match="cut.pth is truncated or corrupt") as cut:
+        read_weights(tmp_path / "cut.pth")
+    torch.save({"m.x": torch.zeros(1), "note": object.__new__(Toy)}, tmp_path / "objects.pth")
+    with pytest.raises(CheckpointError, match="holds Python objects other than tensors") as objects:
+        read_weights(tmp_path / "objects.pth")
+    for e in (info, cut, objects):  # torch's advice to load unsafely never reaches the user
+        assert "weights_only=False" not in str(e.value) and len(str(e.value).splitlines()) == 1
     torch.save([torch.zeros(1)], tmp_path / "list.pth")
     with pytest.raises(CheckpointError, match="not a plain state_dict"):
         read_weights(tmp_path / "list.pth")

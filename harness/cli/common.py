@@ -1,0 +1,32 @@
+"""Arguments several verbs share, and their conversion to typed values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.registry import get_config
+
+
+def add_overrides(p) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+                   help="override a config field, e.g. --set train.steps=200 (repeatable)")
+
+
+def add_cell_args(p) -> None:
+    """The arguments naming one cell: method, dataset, data, seed, overrides, device and data-parallel size."""
+    p.add_argument("--method", required=True, help="registered method name (see `python -m harness methods`)")
+    p.add_argument("--dataset", required=True, help="clevrtex, coco, voc, synthetic, textured ...")
+    p.add_argument("--data-dir", required=True, type=Path, help="holds <dataset>/{train,val}.lmdb")
+    p.add_argument("--seed", type=int, default=42)
+    add_overrides(p)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (under torchrun: cpu or cuda, one GPU "
+                                                   "per process)")
+    # Not "--nproc": torchrun's parser claims any later flag that abbreviates one of its own options.
+    p.add_argument("--ddp", type=int, metavar="K",
+                   help="the number of data-parallel processes this run must have: checked against torchrun's "
+                        "WORLD_SIZE, so that a run meant for K processes never trains alone (default: as launched)")
+
+
+def cell_config(args):
+    """The registered config of --method on --dataset with the --set overrides (every problem is one error)."""
+    return get_config(args.method, args.dataset, args.overrides)

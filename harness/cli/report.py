@@ -1,0 +1,42 @@
+"""`report`: a table's result records → reports/acc-<T>.xlsx (the authors' layout), .md and .html (mask galleries,
+plots); `--published` shows the authors' published numbers."""
+
+from __future__ import annotations
+
+from harness.report.published import PUBLISHED_FILE
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("report", help="render a table's results (and/or the published numbers)",
+                              description="Aggregate a table's result records into reports/acc-<T>.xlsx (the authors' "
+                                          "layout), .md and .html (with mask galleries and plots).")
+    p.add_argument("--table", required=True, help="table name (v3, mini, synthetic-long, ...)")
+    p.add_argument("--results", default="runs", help="directory searched recursively for result records")
+    p.add_argument("--out", default="reports", help="output directory")
+    p.add_argument("--published", nargs="?", const=str(PUBLISHED_FILE), default=None, metavar="FILE",
+                   help=f"show the authors' published numbers (default file: {PUBLISHED_FILE})")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="aggregate cells that differ in protocol, data card or budget (listed in the report)")
+    p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
+                   help="paired tests between two rows (labels) or methods; repeatable")
+    p.add_argument("--gallery-images", type=int, default=4, help="images per mask gallery")
+    p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the paired tests")
+    p.set_defaults(func=run)
+
+
+
+def run(args) -> int:
+    from harness.report.render import render_table
+    from harness.report.text import text_table
+    from harness.tables import TABLES
+
+    result = render_table(args.table, args.results, args.out, published=args.published is not None,
+                          published_path=args.published or PUBLISHED_FILE, allow_mixed=args.allow_mixed,
+                          compare=[tuple(pair) for pair in args.compare] if args.compare else None,
+                          gallery_images=args.gallery_images, n_boot=args.bootstrap)
+    print(text_table(result.frame, TABLES.get(args.table)))
+    for path in result.paths.values():
+        print(f"wrote {path}")
+    return 0
+
+

@@ -1,0 +1,108 @@
+"""Bad input, typed as a user would: each case is one `error:` line on stderr, exit code 2, no traceback, and nothing
+runs or is written before the error."""
+
+import pytest
+import torch
+
+from harness.cli import main
+from harness.data import SynthConfig, write_synthetic
+from harness.nn.checkpoint import save_weights
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_synthetic(root, SynthConfig(resolution=32, seed=5), train=4, val=4)
+    return root
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error(code, err) -> str:
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert lines and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+SET_CASES = {
+    "train.lrr=1": "no field 'lrr'; valid: steps, batch_size, lr",
+    "train.lr=abc": "expected a number, got 'abc'",
+    "train.lr": "expected PATH=VALUE",
+    "train.steps=-5": "train.steps=-5: must be > 0",
+    "train.steps=0": "must be > 0",
+    "train.batch_size=0": "train.batch_size=0: must be > 0",
+    "train.lr=0": "train.lr=0.0: must be > 0",
+    "eval.batch_size=-2": "must be > 0",
+    "method=slate": "fixed by the registry",
+}
+
+
+@pytest.mark.parametrize("override", SET_CASES)
+def test_every_set_problem_is_one_error_before_anything_runs(override, capsys, tmp_path, data_dir):
+    for argv in (("train", "--method", "dias", "--dataset", "synthetic", "--data-dir", data_dir, "--out",
+                  tmp_path / "run"),
+                 ("reproduce", "--table", "mini", "--results", tmp_path / "res", "--data-dir", tmp_path / "d",
+                  "--out", tmp_path / "rep")):
+        code, out, err = run(capsys, *argv, "--set", override)
+        assert SET_CASES[override] in one_error(code, err) and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no run directory, no generated data, no report
+
+
+def test_unknown_names_list_the_valid_ones(capsys, tmp_path, data_dir):
+    code, _, err = run(capsys, "train", "--method", "diass", "--dataset", "synthetic", "--data-dir", data_dir,
+                       "--out", tmp_path / "r")
+    assert "unknown method 'diass'; valid:" in one_error(code, err) and "dias" in err
+    code, _, err = run(capsys, "reproduce", "--table", "mimi", "--results", tmp_path)
+    assert "unknown table 'mimi'; valid:" in one_error(code, err)
+    code, _, err = run(capsys, "metrics", "explain", "dias-v9")
+    assert "unknown protocol 'dias-v9'" in one_error(code, err)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"garbage, not a checkpoint", "is not a torch checkpoint"),
+    (b"", "is empty (0 bytes)"),
+    ("truncated", "is truncated or corrupt"),
+])
+def test_unreadable_checkpoints_are_named_as_such(content, message, capsys, tmp_path, data_dir):
+    path = tmp_path / "weights.pth"
+    if content == "truncated":
+        save_weights(torch.nn.Linear(64, 64), tmp_path / "whole.pth")
+        content = (tmp_path / "whole.pth").read_bytes()[:500]
+    path.write_bytes(content)
+    code, _, err = run(capsys, "eval", "--method", "dias", "--dataset", "synthetic", "--data-dir", data_dir,
+                       "--checkpoint", path, "--output", tmp_path / "out.json")
+    assert message in one_error(code, err) and len(err.strip().splitlines()) == 1
+    assert "weights_only=False" not in err and not (tmp_path / "out.json").exists()
+
+
+def test_a_checkpoint_of_another_method_is_summarised_in_at_most_ten_lines(capsys, tmp_path, data_dir):
+    from harness.registry import create_model
+
+    save_weights(create_model("dinosaur", "synthetic"), tmp_path / "dinosaur.pth")
+    code, _, err = run(capsys, "eval", "--method", "dias", "--dataset", "synthetic", "--data-dir", data_dir,
+                       "--checkpoint", tmp_path / "dinosaur.pth", "--output", tmp_path / "out.json")
+    lines = one_error(code, err).strip().splitlines()
+    assert len(lines) <= 10 and "does not fit dias (synthetic config)" in lines[0]
+    assert any(line.startswith("  missing: ") for line in lines) and any("… and" in line for line in lines)
+
+
+def test_real_data_tables_list_the_missing_files_one_per_line(capsys, tmp_path):
+    code, _, err = run(capsys, "reproduce", "--table", "v3", "--results", tmp_path)
+    lines = one_error(code, err).strip().splitlines()
+    assert lines[0] == "error: table 'v3' needs real data: pass --data-dir DIR holding"
+    assert "  <data-dir>/coco/val.lmdb" in lines and "where to get them:" in lines
+    assert all(len(line) < 400 for line in lines)
+    code, _, err = run(capsys, "reproduce", "--table", "v3", "--results", tmp_path, "--data-dir", tmp_path / "none",
+                       "--checkpoints", tmp_path / "ckpt")
+    assert "is missing 3 data file(s)" in one_error(code, err)
+
+
+def test_a_missing_data_dir_is_one_error(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--method", "dias", "--dataset", "synthetic", "--data-dir",
+                       tmp_path / "nothing", "--out", tmp_path / "run")
+    assert "nothing" in one_error(code, err) and not (tmp_path / "run").exists()
