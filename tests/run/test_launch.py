@@ -15,7 +15,7 @@ import harness.run.train as run_train
 from harness.cli import main
 from harness.data import SynthConfig
 from harness.report import text_table
-from harness.reproduce import Cell, Runner, ensure_data, plan, reproduce, resources
+from harness.reproduce import Cell, ReproduceOptions, Runner, ensure_data, plan, reproduce, resources
 from harness.run.launch import (
     Job,
     JobsFailed,
@@ -59,15 +59,17 @@ def importable(monkeypatch):
 def in_process(tmp_path_factory):
     """The table run by the default executor: (directory with data/ and local/, its rendered result)."""
     root = tmp_path_factory.mktemp("in-process")
-    result = reproduce(TABLE.name, data_dir=root / "data", results=root / "local", out_dir=root / "reports",
-                       overrides=OVERRIDES, progress=False)
+    result = reproduce(TABLE.name, ReproduceOptions(
+        data_dir=root / "data", results=root / "local", out_dir=root / "reports", overrides=tuple(OVERRIDES),
+        progress=False))
     return root, result
 
 
 def test_submitit_local_gives_the_records_of_the_local_executor(tmp_path, in_process, importable, capsys):
     root, in_process = in_process
-    submitted = reproduce(TABLE.name, data_dir=root / "data", results=tmp_path / "jobs", out_dir=tmp_path / "rep",
-                          overrides=OVERRIDES, progress=False, executor="submitit-local")
+    submitted = reproduce(TABLE.name, ReproduceOptions(
+        data_dir=root / "data", results=tmp_path / "jobs", out_dir=tmp_path / "rep", overrides=tuple(OVERRIDES),
+        progress=False, executor="submitit-local"))
     printed = capsys.readouterr().out
     assert "submitted 3 job(s) to local" in printed and "[3/3]" in printed
 
@@ -91,8 +93,9 @@ def in_process_at_pool_threads(tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(LocalPool(2).threads)
     try:
-        result = reproduce(TABLE.name, data_dir=root / "data", results=root / "local", out_dir=root / "reports",
-                           overrides=OVERRIDES, progress=False)
+        result = reproduce(TABLE.name, ReproduceOptions(
+            data_dir=root / "data", results=root / "local", out_dir=root / "reports", overrides=tuple(OVERRIDES),
+            progress=False))
     finally:
         torch.set_num_threads(before)
     return root, result
@@ -101,8 +104,9 @@ def in_process_at_pool_threads(tmp_path_factory):
 def test_cells_in_parallel_worker_processes_give_the_records_of_the_local_executor(tmp_path,
                                                                                   in_process_at_pool_threads, capfd):
     root, in_process = in_process_at_pool_threads
-    parallel = reproduce(TABLE.name, data_dir=root / "data", results=tmp_path / "pool", out_dir=tmp_path / "rep",
-                         overrides=OVERRIDES, progress=False, jobs=2)
+    parallel = reproduce(TABLE.name, ReproduceOptions(
+        data_dir=root / "data", results=tmp_path / "pool", out_dir=tmp_path / "rep", overrides=tuple(OVERRIDES),
+        progress=False, jobs=2))
     printed = capfd.readouterr().out  # the workers print to the inherited stdout
     assert "3 to run, 2 at a time" in printed and "[3/3]" in printed
     assert printed.count(": started (process") == 3
@@ -143,7 +147,7 @@ def test_a_preempted_cell_is_resubmitted_as_itself_and_resumes(tmp_path, in_proc
     cell = next(c for c in plan(TABLE, tmp_path)[0] if c.row.method == "dinosaur")
     straight = records(root / "local")["dinosaur"]
     runner = Runner(TABLE, data_dir=root / "data", results=tmp_path / "preempted", device="cpu", checkpoints=None,
-                    overrides=OVERRIDES, progress=False)
+                    overrides=tuple(OVERRIDES), progress=False)
     job = Resumable(runner.run, (cell,), processes=1, device="cpu")
     learning_rate = run_train.learning_rate
 
@@ -231,8 +235,9 @@ def test_a_training_job_of_two_processes_runs_data_parallel(tmp_path, importable
     table = Table(name="launch-test-ddp", description="", rows=TABLE.rows[2:], seeds=TABLE.seeds, data="synthetic",
                   synth=TABLE.synth, budget=TABLE.budget)
     TABLES.register(table.name, table)
-    reproduce(table.name, data_dir=tmp_path / "data", results=tmp_path / "res", out_dir=tmp_path / "rep",
-              overrides=OVERRIDES, progress=False, executor="submitit-local", gpus=2)
+    reproduce(table.name, ReproduceOptions(
+        data_dir=tmp_path / "data", results=tmp_path / "res", out_dir=tmp_path / "rep", overrides=tuple(OVERRIDES),
+        progress=False, executor="submitit-local", gpus=2))
     record = json.loads((tmp_path / "res" / table.name / "dinosaur" / "seed3.json").read_text())
     assert record["identity"]["processes"] == 2 and record["cost"]["steps"] == 4
     cell = Cell(table, table.rows[0], 3)
