@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from harness.contract import ContractError, ModelOutput, SlotModel
+from harness.nn.checkpoint import checkpoint_state_dict, load_weights
 from harness.registry import METHODS, get_config, methods_of_kind, register_config, register_method
 from harness.run.train import build_model
 from harness.tables import TABLES
@@ -67,6 +68,10 @@ def test_small_config_forward_backward_and_declared_abilities(small_method_datas
         loss.backward()
         assert torch.isfinite(model.clip_gradients(config.train))
         model.before_step(0, config.train.steps)
+
+    fresh = METHODS.get(method).build(config, pretrained=False)  # a checkpoint in the authors' layout round-trips
+    load_weights(fresh, checkpoint_state_dict(model))
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
 
     backbone = model.frozen_backbone()
     if backbone is not None:  # declared frozen: frozen after build, and its output may replace running it

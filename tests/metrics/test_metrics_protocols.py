@@ -9,7 +9,8 @@ import torch
 from metric_oracles import VOID, iou_table, mbo_brute, miou_brute, one_hot
 from sklearn.metrics import adjusted_rand_score
 
-from harness.metrics import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, commands, segmentation_metrics
+from harness.cli import metrics as commands
+from harness.metrics import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, segmentation_metrics
 
 
 def test_registry_holds_the_contracted_protocols():

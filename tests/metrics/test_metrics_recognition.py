@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.metrics import commands
+from harness.cli import metrics as commands
 from harness.metrics.recognition import (
     RECOGNITION_PROTOCOLS,
     RecognitionProtocol,
