@@ -316,3 +316,33 @@ def test_checkpoint_round_trips_strictly_and_evaluates_through_the_cli(method, t
     assert record["identity"]["method"] == method and len(record["per_image"]["ari"]) == 8
     assert 0 <= record["means"]["mbo"] <= 1
     capsys.readouterr()
+
+
+# --- tables and the runner ----------------------------------------------------------------------------------------
+
+def test_v3_shows_the_published_spot_rows_per_seed():
+    """docs/reference.md#published-numbers: SmoothSA's acc-v3.xlsx rows spot_r-<ds>-<seed> (stage 1 only)."""
+    from harness.report.published import published_frame
+    from harness.tables import TABLES
+
+    frame = published_frame(TABLES.get("v3"))
+    spot = frame[frame["method"] == "spot"]
+    assert sorted(set(spot["label"])) == ["spot_r-clevrtex", "spot_r-coco", "spot_r-voc"]
+    coco_ari = spot[(spot["label"] == "spot_r-coco") & (spot["metric"] == "ari")].set_index("seed")["value"]
+    assert coco_ari.to_dict() == pytest.approx({42: 0.24065737, 43: 0.23927119, 44: 0.23215151})
+    assert 100 * coco_ari.mean() == pytest.approx(23.736, abs=5e-4)
+    assert not (frame["method"] == "spot-distill").any()
+
+
+def test_the_runner_trains_spot_per_seed_under_the_learned_budget_before_spot_distill(tmp_path):
+    from harness.reproduce import Runner, plan, stage_config
+    from harness.tables import TABLES, Row
+
+    mini = TABLES.get("mini")
+    assert "spot" in [r.method for r in mini.rows] and "spot-distill" in [r.method for r in mini.rows]
+    runner = Runner(mini, data_dir=tmp_path, results=tmp_path, device="cpu", checkpoints=None, progress=False)
+    cells = [c for c in plan(mini, tmp_path)[0] if c.row == Row("spot-distill", "synthetic", "spot-distill")]
+    assert [runner.stage_of(c) for c in cells] == [("spot", "synthetic", seed) for seed in mini.seeds]
+    config = stage_config(mini, "spot", "synthetic")
+    assert (config.train.steps, config.train.batch_size) == (mini.budget.steps, mini.budget.batch_size)
+    assert stage_config(mini, "vqvae-c256", "synthetic").train.steps == mini.budget.stage_steps
