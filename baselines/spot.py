@@ -236,7 +236,7 @@ def build_spot(config: SPOTConfig, *, pretrained: bool, student_of: SPOT | None 
     )
 
 
-@register_method("spot", train_cost=4,
+@register_method("spot", train_cost=3,
                  description="SPOT stage 1 as the DIAS authors run it (SmoothSA): DIAS's frozen DINOv2-S/14 reg4 "
                              "encoder and Slot Attention, autoregressive decoder over nine patch orders; segments "
                              "from decoder attention. The published SPOT rows.")

@@ -143,7 +143,7 @@ class SPOTDistill(SlotModel):
                            extras={**out.extras, "attentd2": attentd2})
 
 
-@register_method("spot-distill", train_cost=6,
+@register_method("spot-distill", train_cost=8,
                  description="SPOT stage 2 (self-training) as in the DIAS authors' code, unpublished: frozen "
                              "stage-1 teacher (raster order), student with per-slot Gaussians, bi-level SA, DINOv2 "
                              "blocks 8-11 tuned; MSE + 0.005 x Hungarian-matched attention cross-entropy.")
