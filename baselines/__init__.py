@@ -7,4 +7,4 @@ reference  `grid`, `single-segment`, `colour-kmeans`
 Importing the package imports every module so that all of them register.
 """
 
-from baselines import dinosaur, reference, sa, slate, slotdiffusion, vqvae  # noqa: F401
+from baselines import dinosaur, reference, sa, slate, slotdiffusion, spot, spot_distill, vqvae  # noqa: F401

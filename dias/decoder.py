@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from harness.nn.posembed import LearntPositionalEmbedding
+from harness.nn.transformer import decode_layers, linear_ln, pre_norm_decoder
 
 # The authors' second keep count, `int(256 * 0.1) - 1`, hard-coded for 256 tokens and used as is for any m.
 FIXED_KEEP = int(256 * 0.1) - 1
@@ -37,7 +38,7 @@ def _gather_rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 class RandomOrderDecoder(nn.Module):
     """Parameter names are the checkpoint format: mask_token, posit_embed._pe, project1, project2, norm0,
-    backbone.layers.i (nn.TransformerDecoderLayer, pre-norm, no biases; layer 0's norm1 moved out as norm0)."""
+    backbone.layers.i (harness.nn.transformer: pre-norm, no biases; layer 0's norm1 moved out as norm0)."""
 
     def __init__(self, dim: int, slot_dim: int, num_tokens: int, num_layers: int, num_heads: int, ffn_dim: int,
                  p_uniform_keep: float = 0.5):
@@ -45,15 +46,9 @@ class RandomOrderDecoder(nn.Module):
         self.num_tokens, self.p_uniform_keep = num_tokens, p_uniform_keep
         self.mask_token = nn.Parameter(torch.randn(1, 1, dim) * dim**-0.5)
         self.posit_embed = LearntPositionalEmbedding([num_tokens], dim, param_name="_pe")
-        self.project1 = nn.Sequential(nn.Linear(dim, dim, bias=False), nn.LayerNorm(dim))
-        self.project2 = nn.Sequential(nn.Linear(slot_dim, dim, bias=False), nn.LayerNorm(dim))
-        layer = nn.TransformerDecoderLayer(dim, num_heads, ffn_dim, dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True, bias=False)
-        backbone = nn.TransformerDecoder(layer, num_layers)
-        # The authors apply layer 0's first norm before the stack ("very beneficial"); same function, other key.
-        self.norm0 = backbone.layers[0].norm1
-        backbone.layers[0].norm1 = nn.Identity()
-        self.backbone = backbone
+        self.project1 = linear_ln(dim, dim)
+        self.project2 = linear_ln(slot_dim, dim)
+        self.norm0, self.backbone = pre_norm_decoder(dim, num_layers, num_heads, ffn_dim)
         self.readout = nn.Identity()
 
     def forward(self, features: torch.Tensor, slots: torch.Tensor, smask: torch.Tensor | None = None):
@@ -81,19 +76,6 @@ class RandomOrderDecoder(nn.Module):
         return recon, attention.transpose(1, 2)
 
     def decode_layers(self, x: torch.Tensor, memory: torch.Tensor, memory_key_padding_mask=None):
-        """nn.TransformerDecoder's pre-norm forward (no target mask), written out over the same submodules so
-        that the last layer's cross-attention can be asked for its head-averaged weights (the authors get them
-        with forward hooks). Returns (output (b, m, dim), weights (b, m, n))."""
-        last = len(self.backbone.layers) - 1
-        for i, layer in enumerate(self.backbone.layers):
-            h = layer.norm1(x)
-            x = x + layer.dropout1(layer.self_attn(h, h, h, attn_mask=None, key_padding_mask=None,
-                                                   need_weights=False)[0])
-            h, weights = layer.multihead_attn(layer.norm2(x), memory, memory, attn_mask=None,
-                                              key_padding_mask=memory_key_padding_mask, need_weights=i == last)
-            x = x + layer.dropout2(h)
-            h = layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm3(x)))))
-            x = x + layer.dropout3(h)
-        if self.backbone.norm is not None:
-            x = self.backbone.norm(x)
-        return x, weights
+        """The stack without a target mask (harness.nn.transformer.decode_layers): (output (b, m, dim), weights
+        (b, m, n)) of the last layer's cross-attention."""
+        return decode_layers(self.backbone, x, memory, memory_key_padding_mask=memory_key_padding_mask)

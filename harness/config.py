@@ -107,12 +107,25 @@ class MethodConfig:
     resolution: int = positive(default=256)
     train: TrainConfig
     eval: EvalConfig
-    # Name of a prerequisite stage (a registered method of kind "stage", e.g. a VQ-VAE tokenizer).
+    # Name of a prerequisite stage: a registered method of kind "stage" (a VQ-VAE tokenizer) or "learned" (SPOT's
+    # stage 1 under spot-distill), trained first; the model's `load_stage` takes its weights.
     stage: str | None = None
 
 
 def to_dict(config) -> dict:
-    return dataclasses.asdict(config)
+    """The config as strict JSON data: a non-finite float (SPOT clips the infinity norm) becomes its str, "inf",
+    which an override parses back (`--set train.grad_clip_norm_type=inf`)."""
+
+    def strict(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        if isinstance(value, dict):
+            return {k: strict(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(strict(v) for v in value)
+        return value
+
+    return strict(dataclasses.asdict(config))
 
 
 def config_hash(config) -> str:

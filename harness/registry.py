@@ -8,8 +8,9 @@ with the list of valid ones, so a typo on the command line tells the user what e
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Generic, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -74,7 +75,9 @@ class MethodSpec:
     """What the registry knows of a method (the contract it honours: harness.contract).
 
     kind: "learned" (trained by the runner), "reference" (a fixed rule such as a grid, evaluated by the same code) or
-    "stage" (a prerequisite such as a VQ-VAE tokenizer, trained once and shared). `subject`: the method the harness
+    "stage" (a prerequisite such as a VQ-VAE tokenizer, trained once and shared). A config's `stage` names a method
+    of a kind in STAGE_KINDS: a "stage", or a "learned" method whose trained model another builds on (SPOT's stage
+    1 under its self-training). `subject`: the method the harness
     exists to judge (DIAS); tables list it first. `train_cost`: relative training time of its CPU configs, so that
     executors start the slowest cells first (a scheduling hint, not a result).
     """
@@ -90,6 +93,7 @@ class MethodSpec:
 
 METHODS: Registry[MethodSpec] = Registry("method", loader=load_builtin_methods)
 KINDS = ("learned", "reference", "stage")
+STAGE_KINDS = ("stage", "learned")
 
 
 def register_method(name: str, *, kind: str = "learned", description: str = "", subject: bool = False,

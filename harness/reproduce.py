@@ -70,6 +70,10 @@ def cell_config(table: Table, row: Row, overrides: list[str] = ()):
 
 
 def stage_config(table: Table, stage: str, dataset: str):
+    """A prerequisite's config under the table's stage budget; a learned method serving as a stage (SPOT's stage 1)
+    trains under the budget of the learned cells, as it does in its own rows."""
+    if METHODS.get(stage).kind == "learned":
+        return budgeted(get_config(stage, dataset), table.budget.steps, table.budget.batch_size)
     return budgeted(get_config(stage, dataset), table.budget.stage_steps, None)
 
 
@@ -130,11 +134,12 @@ class Runner:
         """(stage, dataset, seed) the cell needs trained first, or None (released checkpoints hold their stage).
 
         One stage per dataset and seed, shared by the methods that need it, so a seed's spread includes its
-        tokenizer's; or one per dataset when the table's budget fixes a `stage_seed`."""
+        tokenizer's; or one per dataset when the table's budget fixes a `stage_seed` (tokenizers only: a learned
+        method serving as a stage is trained per seed, as its own cells are)."""
         config = cell_config(self.table, cell.row, self.overrides)
         if config.stage is None or (cell.trains and self.checkpoints is not None):
             return None
-        seed = self.table.budget.stage_seed
+        seed = self.table.budget.stage_seed if METHODS.get(config.stage).kind == "stage" else None
         return config.stage, config.dataset, cell.seed if seed is None else seed
 
     def trains(self, cell: Cell) -> bool:

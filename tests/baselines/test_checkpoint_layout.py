@@ -14,11 +14,11 @@ from harness.nn.checkpoint import (
     state_dict_listing,
 )
 from harness.registry import create_model
+from harness.tables import AUTHORS_LABELS
 
+# The listings are named after the authors' config of each method's released checkpoints (DIAS's: tests/dias).
 LISTINGS = {
-    "dinosaur": "keys_dinosaur_r-coco.txt",
-    "slate": "keys_slate_r_vqvae-coco.txt",
-    "slotdiffusion": "keys_slotdiffusion_r_vqvae-coco.txt",
+    **{method: f"keys_{label.format('coco')}.txt" for method, label in AUTHORS_LABELS.items() if method != "dias"},
     "vqvae-c256": "keys_vqvae-coco-c256.txt",
     "vqvae-c4": "keys_vqvae-coco-c4.txt",
 }

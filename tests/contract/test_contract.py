@@ -12,7 +12,7 @@ import torch
 
 from harness.contract import ContractError, ModelOutput, SlotModel
 from harness.nn.checkpoint import checkpoint_state_dict, load_weights
-from harness.registry import METHODS, get_config, methods_of_kind, register_config, register_method
+from harness.registry import METHODS, STAGE_KINDS, get_config, methods_of_kind, register_config, register_method
 from harness.run.train import build_model
 from harness.tables import TABLES
 
@@ -32,7 +32,7 @@ def test_a_config_names_the_method_and_dataset_it_is_registered_under(method_dat
     method, dataset = method_dataset
     config = get_config(method, dataset)
     assert (config.method, config.dataset) == (method, dataset)
-    assert config.stage is None or METHODS.get(config.stage).kind == "stage"
+    assert config.stage is None or METHODS.get(config.stage).kind in STAGE_KINDS
 
 
 def test_full_size_forward_contract_on_meta(method_dataset):
