@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from harness import synthetic
 from harness.config import TrainConfig
 from harness.data import DATASETS as DATASET_SPECS
 from harness.errors import HarnessError
+from harness.recipes import random_vit as synthetic
 
 # The authors' datasets and their slot counts (docs/reference.md#hyper-parameters; the same for every method: harness.data.DATASETS).
 DATASETS = ("clevrtex", "coco", "voc")
 SLOTS = {name: DATASET_SPECS.get(name).num_slots for name in DATASETS}
 
-# The synthetic data's image side and the slot count every method uses on it (harness.synthetic).
+# The synthetic data's image side and the slot count every method uses on it (harness.recipes.random_vit).
 SYNTHETIC_RESOLUTION = synthetic.RESOLUTION
 SYNTHETIC_SLOTS = synthetic.SLOTS
 

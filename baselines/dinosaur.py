@@ -17,12 +17,12 @@ from torch import nn
 
 from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, vvo_train
 from baselines.dino_slots import FREEZE_BACKBONE, DinoSlotConfig, DinoSlotModel
-from harness import synthetic
 from harness.config import EvalConfig
 from harness.nn.dinov2 import DinoV2Spec
 from harness.nn.mlp import MLP
 from harness.nn.output import ModelOutput
 from harness.nn.posembed import LearntPositionalEmbedding
+from harness.recipes import random_vit as synthetic
 from harness.registry import register_config, register_method
 
 

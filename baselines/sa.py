@@ -24,11 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, BaselineConfigError, vvo_train
-from harness import synthetic
 from harness.config import EvalConfig, MethodConfig
 from harness.contract import ModelOutput, SlotModel
 from harness.nn.initializers import NormalShared
 from harness.nn.slot_attention import SlotAttention
+from harness.recipes import random_vit as synthetic
 from harness.registry import register_config, register_method
 
 

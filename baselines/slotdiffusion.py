@@ -32,10 +32,10 @@ from baselines.vqvae import (
     full_tokenizer,
     synthetic_tokenizer,
 )
-from harness import synthetic
 from harness.config import EvalConfig
 from harness.nn.dinov2 import DinoV2Spec
 from harness.nn.output import ModelOutput
+from harness.recipes import random_vit as synthetic
 from harness.registry import register_config, register_method
 
 STAGE = "vqvae-c4"

@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.common import DATASETS, SLOTS, BaselineConfigError
-from harness import synthetic
 from harness.config import EvalConfig, MethodConfig, TrainConfig
 from harness.contract import ModelOutput, SlotModel
 from harness.nn.dinov2 import DINOV2_SMALL_REG4, DinoV2Spec, make_encoder
@@ -31,6 +30,7 @@ from harness.nn.initializers import NOISE_MODES, NormalSeparate, NormalShared
 from harness.nn.mlp import MLP
 from harness.nn.slot_attention import SlotAttention, zero_biases
 from harness.nn.transformer import decode_layers, linear_ln, pre_norm_decoder
+from harness.recipes import random_vit as synthetic
 from harness.registry import register_config, register_method
 
 TOTAL_STEPS = {"clevrtex": 50_000, "coco": 100_000, "voc": 50_000}
@@ -262,13 +262,13 @@ def full_size_config(dataset: str, config_class: type[SPOTConfig] = SPOTConfig, 
 
 
 def synthetic_train() -> TrainConfig:
-    """DIAS's CPU budget and learning rate (harness.synthetic), SPOT's clipping, fp32."""
+    """DIAS's CPU budget and learning rate (harness.recipes.random_vit), SPOT's clipping, fp32."""
     train = synthetic.train_config(lr=4e-4, amp="off", freeze=[FREEZE_BACKBONE])
     return dataclasses.replace(train, grad_clip=GRAD_CLIP, grad_clip_norm_type=GRAD_CLIP_NORM_TYPE)
 
 
 def synthetic_config(config_class: type[SPOTConfig] = SPOTConfig, **fields) -> SPOTConfig:
-    """DIAS's CPU size (harness.synthetic: 32² images, the frozen tiny ViT with 4 registers and a 16×16 token
+    """DIAS's CPU size (harness.recipes.random_vit: 32² images, the frozen tiny ViT with 4 registers and a 16×16 token
     grid; slot dim 64, a 2-layer decoder) as `config_class`, with `fields` replaced."""
     defaults = {
         "dataset": "synthetic", "num_slots": synthetic.SLOTS, "resolution": synthetic.RESOLUTION,

@@ -25,11 +25,11 @@ from torch import nn
 
 from baselines.common import DATASETS, SYNTHETIC_RESOLUTION, BaselineConfigError, vvo_train
 from baselines.taesd import TaesdDecoder, TaesdEncoder, TaesdSpec, build_autoencoder_tiny
-from harness import synthetic
 from harness.config import EvalConfig, MethodConfig, WeightSchedule
 from harness.contract import ModelOutput, SlotModel
 from harness.nn.checkpoint import load_by_prefix_order
 from harness.nn.dinov2 import Interpolate
+from harness.recipes import random_vit as synthetic
 from harness.registry import get_config, register_config, register_method
 
 # The authors' ckpt_map for loading a stage into a method (target prefix ← source prefix, docs/reference.md#vq-vae-tokenizers).

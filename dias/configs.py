@@ -14,7 +14,6 @@ from torch import nn
 from dias.decoder import RandomOrderDecoder
 from dias.extension import ExtensionConfig
 from dias.model import DIAS
-from harness import synthetic as synthetic_recipe
 from harness.config import EvalConfig, MethodConfig, TrainConfig, WeightSchedule
 from harness.data import DATASETS
 from harness.errors import HarnessError
@@ -22,6 +21,7 @@ from harness.nn.dinov2 import DINOV2_SMALL_REG4, DinoV2Spec, make_encoder
 from harness.nn.initializers import NOISE_MODES, NormalShared
 from harness.nn.mlp import MLP
 from harness.nn.slot_attention import SlotAttention
+from harness.recipes import random_vit as synthetic_recipe
 from harness.registry import register_config, register_method
 
 # Slots per dataset: the authors' max_num, the same for every method (harness.data.DATASETS); total steps.
@@ -116,7 +116,7 @@ def voc() -> DIASConfig:
 
 @register_config("dias", "synthetic")
 def synthetic() -> DIASConfig:
-    """Same classes at CPU size (harness.synthetic: 32² images, a frozen random 2-block ViT with patch 2 giving the
+    """Same classes at CPU size (harness.recipes.random_vit: 32² images, a frozen random 2-block ViT with patch 2 giving the
     authors' 16×16 token grid, 4 slots, its step budget): slot dim 64, a 2-layer decoder, fp32 (bf16
     autocast is slower than fp32 for this decoder on CPU).
 

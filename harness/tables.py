@@ -11,9 +11,9 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from harness import synthetic
 from harness.data.synthetic import SynthConfig
-from harness.registry import Registry, methods_of_kind
+from harness.recipes import random_vit as synthetic
+from harness.registry import METHODS, Registry, get_config, methods_of_kind
 
 
 @dataclass(frozen=True)
@@ -97,12 +97,16 @@ class RegistryRows(Sequence):
     """A table's rows derived from the method registry when read: every learned method with a config for `dataset`
     (the subject first, then the baselines in registration order), each beside its untrained initialisation (what
     training must beat), then the reference rows (what any segmentation must beat). A method registered anywhere
-    appears in every such table without a list being edited."""
+    appears in every such table without a list being edited.
+
+    Left out: methods that start from another learned method's trained weights (their `config.stage` is a learned
+    method, e.g. SPOT's self-training stage): they would get that method's budget on top of the table's, so they
+    belong in an ablation table beside the method they extend."""
 
     dataset: str
 
     def _rows(self) -> tuple[Row, ...]:
-        learned = methods_of_kind("learned", self.dataset)
+        learned = [m for m in methods_of_kind("learned", self.dataset) if not extends_a_learned_method(m, self.dataset)]
         return rows_for(learned, self.dataset)
 
     def __getitem__(self, index):
@@ -110,6 +114,11 @@ class RegistryRows(Sequence):
 
     def __len__(self) -> int:
         return len(self._rows())
+
+
+def extends_a_learned_method(method: str, dataset: str) -> bool:
+    stage = get_config(method, dataset).stage
+    return stage is not None and METHODS.get(stage).kind == "learned"
 
 
 def rows_for(methods, dataset: str) -> tuple[Row, ...]:

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from harness import synthetic
+from harness.recipes import random_vit as synthetic
 from harness.registry import create_model, get_config
 
 

@@ -56,7 +56,7 @@ def test_small_config_loss_falls(method, term, ratio, scenes):
 def test_dinosaur_decoder_alpha_separates_objects_on_the_synthetic_recipe(tmp_path):
     """The mini table's DINOSAUR cell (seed 0) on 1000 synthetic images: after the config's 800 steps its decoder
     alpha masks segment the objects (ARI-fg far above the single segment's 0, mBO above its 29). With the tiny
-    ViT's former i.i.d. position rows the alpha stayed uniform (ARI-fg ≈ 2); see harness/synthetic.py."""
+    ViT's former i.i.d. position rows the alpha stayed uniform (ARI-fg ≈ 2); see harness/recipes/random_vit.py."""
     from harness.data import write_synthetic
     from harness.run.cell import evaluate_cell
     from harness.run.train import train

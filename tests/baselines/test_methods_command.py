@@ -6,10 +6,11 @@ import re
 
 import pytest
 
-from harness import method_table, synthetic
+from harness import method_table
 from harness.cli import methods as methods_verb
 from harness.errors import HarnessError
 from harness.nn.checkpoint import parse_listing
+from harness.recipes import random_vit as synthetic
 from harness.registry import METHODS
 
 

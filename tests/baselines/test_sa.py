@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 from baselines.common import BaselineConfigError
 from baselines.sa import BroadcastCNNDecoder, coordinate_grid
-from harness import synthetic
 from harness.nn.checkpoint import load_weights, save_weights
+from harness.recipes import random_vit as synthetic
 from harness.registry import create_model, get_config
 
 

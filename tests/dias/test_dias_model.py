@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from harness import synthetic
+from harness.recipes import random_vit as synthetic
 
 SYNTHETIC_SLOTS = synthetic.SLOTS
 SYNTHETIC_GRID = synthetic.RESOLUTION // synthetic.backbone(4).patch
