@@ -12,6 +12,7 @@ from harness.data.datasets import LmdbSplit
 from harness.data.errors import DataError
 from harness.data.specs import DATASETS
 from harness.data.synthetic import SynthConfig, write_synthetic
+from harness.data.textured import TexturedConfig, write_textured
 
 
 def _print_cards(paths: dict) -> None:
@@ -26,12 +27,18 @@ def _convert(args) -> int:
     return 0
 
 
+# Generated datasets: their generator's config class and writer.
+GENERATORS = {"synthetic": (SynthConfig, write_synthetic), "textured": (TexturedConfig, write_textured)}
+
+
 def _synth(args) -> int:
+    config_class, write = GENERATORS[args.dataset]
+    resolution = {} if args.resolution is None else {"resolution": args.resolution}
     try:
-        config = SynthConfig(resolution=args.resolution, seed=args.seed)
+        config = config_class(seed=args.seed, **resolution)
     except ValueError as e:
-        raise DataError(f"synthetic data: {e}") from None
-    _print_cards(write_synthetic(args.out, config, train=args.train, val=args.val))
+        raise DataError(f"{args.dataset} data: {e}") from None
+    _print_cards(write(args.out, config, train=args.train, val=args.val))
     return 0
 
 
@@ -68,11 +75,13 @@ def register(subparsers) -> None:
                    help="skip the authors' scene-count check (ClevrTex 50 000 / 10 000), e.g. for a subset")
     p.set_defaults(func=_convert)
 
-    p = verbs.add_parser("synth", help="generate the synthetic multi-object dataset")
-    p.add_argument("--out", type=Path, required=True, help="data dir: writes OUT/synthetic/{train,val}.lmdb")
+    p = verbs.add_parser("synth", help="generate a multi-object dataset (synthetic: flat shapes; textured: "
+                                        "ClevrTex-like, colour cannot segment it)")
+    p.add_argument("--dataset", choices=list(GENERATORS), default="synthetic", help="which (default synthetic)")
+    p.add_argument("--out", type=Path, required=True, help="data dir: writes OUT/<dataset>/{train,val}.lmdb")
     p.add_argument("--train", type=_count, default=5000, help="train images (default 5000)")
     p.add_argument("--val", type=_count, default=500, help="val images (default 500)")
-    p.add_argument("--resolution", type=int, default=32, help="image side in pixels (default 32)")
+    p.add_argument("--resolution", type=int, help="image side in pixels (default: synthetic 32, textured 112)")
     p.add_argument("--seed", type=int, default=0, help="train and val seeds derive from it (default 0)")
     p.set_defaults(func=_synth)
 

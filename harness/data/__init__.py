@@ -1,5 +1,5 @@
 """The data layer: the authors' LMDB splits (v3/v4, pre-v3 refused), converters from the raw datasets,
-the synthetic multi-object generator, the train/val transforms and the collate function.
+the generated multi-object data sets (synthetic, textured), the train/val transforms and the collate function.
 
     ds = open_split(data_dir, "coco", "val")          # items {"image": (3,256,256) f32, "segment": (256,256,S) bool}
     loader = DataLoader(ds, batch_size=32, collate_fn=collate)
@@ -13,9 +13,10 @@ from harness.data.errors import CorruptDataError, DataError, DataFileMissingErro
 from harness.data.paths import split_path
 from harness.data.specs import DATASETS, DatasetSpec
 from harness.data.synthetic import SynthConfig, write_synthetic
+from harness.data.textured import TexturedConfig, write_textured
 
 __all__ = [
     "DATASETS", "CorruptDataError", "DataError", "DataFileMissingError", "DatasetSpec", "LmdbSplit",
-    "RawDataError", "SynthConfig", "UnsupportedFormatError", "collate", "data_card", "open_split",
-    "split_path", "write_synthetic",
+    "RawDataError", "SynthConfig", "TexturedConfig", "UnsupportedFormatError", "collate", "data_card",
+    "open_split", "split_path", "write_synthetic", "write_textured",
 ]

@@ -1,7 +1,7 @@
 """Data cards: what a result was computed on, so that two numbers are compared only on the same data.
 
-    {"dataset", "split", "format" (v3 | v4 | pre-v3 | synthetic-v3 ...), "records", "file_sha256",
-     "file_bytes", "keys_sha256", "fields", "path", "generator" (synthetic only), "problem" (pre-v3 only)}
+    {"dataset", "split", "format" (v3 | v4 | pre-v3 | synthetic-v3 | textured-v3 ...), "records", "file_sha256",
+     "file_bytes", "keys_sha256", "fields", "path", "generator" (generated data only), "problem" (pre-v3 only)}
 
 `keys_sha256` is the sha256 of the record keys joined by b"\\n" (independent of the pickle protocol that
 stored them). Hashing a 20 GB COCO file takes minutes, so the file hash is cached beside the file in
@@ -71,7 +71,8 @@ def data_card(path: str | os.PathLike, dataset: str | None = None, split: str | 
     dataset = dataset or meta.get("dataset") or path.parent.name
     split = split or meta.get("split") or path.stem
     version, problem = detect_format(reader, dataset)
-    fmt = "pre-v3" if problem else (f"synthetic-{version}" if dataset == "synthetic" else version)
+    # A generated file's format names its generator's dataset (synthetic-v3, textured-v3).
+    fmt = "pre-v3" if problem else (f"{dataset}-{version}" if "generator" in meta else version)
     card = {
         "dataset": dataset,
         "split": split,
