@@ -80,6 +80,9 @@ class TrainConfig:
     # Validation during training uses the first `val_limit` images of the val split (None: all, as the authors).
     val_limit: int | None = None
     num_workers: int = non_negative(default=4)
+    # "authors": their random crop + flip; "flip": a seeded flip of the val transform, "off": the val transform — the
+    # two that keep a frozen backbone's features cacheable (harness.run.train_data).
+    augment: str = "authors"
     # "fp16" = the authors' autocast + GradScaler (CUDA only; plain fp32 on CPU); "bf16" autocast; "off".
     amp: str = "fp16"
     loss_weights: dict[str, WeightSchedule] = field(default_factory=dict)

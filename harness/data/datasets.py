@@ -33,7 +33,7 @@ class LmdbSplit(Dataset):
     """A split file read through its dataset's rules. `keys` (str, index order), `path`, `card`, `format`."""
 
     def __init__(self, path: str | os.PathLike, spec: DatasetSpec, split: str, train: bool = False,
-                 resolution: int | None = None, extra: tuple[str, ...] = ()):
+                 resolution: int | None = None, extra: tuple[str, ...] = (), mirror: bool = False):
         self.path = Path(path)
         self.spec = spec
         self.split = split
@@ -48,7 +48,7 @@ class LmdbSplit(Dataset):
         self.format = check_supported(self._reader, spec.name)
         self.keys = [k.decode("ascii", "replace") for k in self._reader.keys]
         self.resolution = resolution or spec.resolution or self._stored_size()
-        self.transform = TrainTransform(self.resolution) if train else ValTransform(self.resolution)
+        self.transform = TrainTransform(self.resolution) if train else ValTransform(self.resolution, mirror)
 
     def _stored_size(self) -> int:
         """The generator's size (synthetic data is evaluated at the size it was made)."""
@@ -116,8 +116,9 @@ class LmdbSplit(Dataset):
 
 
 def open_split(data_dir: str | os.PathLike, dataset: str, split: str, train: bool = False,
-               resolution: int | None = None, extra: tuple[str, ...] = ()) -> LmdbSplit:
-    """`<data_dir>/<dataset>/<split>.lmdb` as a Dataset; `train` picks the random train transform.
+               resolution: int | None = None, extra: tuple[str, ...] = (), mirror: bool = False) -> LmdbSplit:
+    """`<data_dir>/<dataset>/<split>.lmdb` as a Dataset; `train` picks the random train transform, `mirror` the val
+    transform flipped left-right.
 
     `resolution` defaults to 256 for the authors' datasets and to the stored size for `synthetic`.
     `extra` ⊆ ("clazz", "bbox") adds the objects' class ids and boxes (datasets whose records store `clazz`).
@@ -127,4 +128,6 @@ def open_split(data_dir: str | os.PathLike, dataset: str, split: str, train: boo
     if not path.is_file():
         raise DataFileMissingError(f"{path}: no such file (dataset {dataset!r}, split {split!r}); "
                                    f"{spec.where_to_get()}")
-    return LmdbSplit(path, spec, split, train=train, resolution=resolution, extra=extra)
+    if train and mirror:
+        raise DataError("open_split: mirror applies to the val transform; the train transform flips at random")
+    return LmdbSplit(path, spec, split, train=train, resolution=resolution, extra=extra, mirror=mirror)

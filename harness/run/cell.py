@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import torch
 
 from harness.config import config_hash, to_dict
 from harness.data import open_split
+from harness.nn.checkpoint import weights_bytes
 from harness.results import make_record, write_gallery, write_record
 from harness.run.distributed import current, rank_device
 from harness.run.evaluate import evaluate
 from harness.run.feature_cache import DEFAULT_STORAGE, use_feature_cache
-from harness.run.identity import device_description, file_sha256, versions
+from harness.run.identity import backbone_identity, device_description, file_sha256, versions
 from harness.run.seeding import seed_everything
 from harness.run.train import build_model, load_trained
 
@@ -38,7 +40,8 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
     if checkpoint is None:
         seed_everything(seed)
         model = build_model(config, device, stage_weights)
-        ckpt = {"path": None, "sha256": None, "kind": UNTRAINED}
+        # the initial weights' sha256, as a checkpoint file of them would have: it seeds the evaluation noise
+        ckpt = {"path": None, "sha256": hashlib.sha256(weights_bytes(model)).hexdigest(), "kind": UNTRAINED}
     else:
         model = load_trained(config, checkpoint, device)
         ckpt = {"path": str(checkpoint), "sha256": file_sha256(checkpoint), "kind": "weights"}
@@ -47,13 +50,14 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
                               batch_size=config.eval.batch_size, limit=limit, storage=feature_storage)
     with cache as (evaluated, cache_use):
         out = evaluate(model, evaluated, mask=config.eval.mask, protocol=protocol,
-                       noise_seed=(ckpt["sha256"] or f"{UNTRAINED}-{config_hash(config)}", seed), device=device,
+                       noise_seed=(ckpt["sha256"], seed), device=device,
                        batch_size=config.eval.batch_size, amp=config.eval.amp, resolution=config.eval.resolution,
                        gallery=gallery, limit=limit, num_workers=num_workers)
     identity = {
         "method": config.method, "dataset": config.dataset, "split": split, "seed": seed, "protocol": protocol,
         "config_hash": config_hash(config), "config": to_dict(config), "data_card": dataset.card,
-        "checkpoint": ckpt, "eval_noise": eval_noise(config), "mask": config.eval.mask,
+        "checkpoint": ckpt, "backbone": backbone_identity(model, config), "eval_noise": eval_noise(config),
+        "mask": config.eval.mask,
         "steps": config.train.steps if ckpt["kind"] != UNTRAINED else 0, "batch_size": config.train.batch_size,
         "versions": versions(), "device": device_description(device), "processes": world.size,
         **(identity_extra or {}),

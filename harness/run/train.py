@@ -40,12 +40,14 @@ from harness.nn.checkpoint import load_weights, save_weights
 from harness.registry import METHODS
 from harness.run.distributed import current, rank_device
 from harness.run.evaluate import autocast, evaluate, mean_losses
+from harness.run.feature_cache import frozen_backbone
 from harness.run.identity import device_description, peak_memory_mb, versions
 from harness.run.loader import loss_scale, shard, train_loader
 from harness.run.runlog import RunLog
 from harness.run.schedules import learning_rate, loss_weights
 from harness.run.seeding import rng_state, seed_everything, seed_rank, set_rng_state
 from harness.run.state import TRAIN_STATE, load_train_state, save_train_state
+from harness.run.train_data import cached_view, training_split
 
 WEIGHTS = "weights.pth"
 SUMMARY = "run.json"
@@ -91,18 +93,24 @@ def build_model(config, device: torch.device, stage_weights: str | Path | None =
 
 def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, device: str | torch.device = "cpu",
           worker_seeding: str = "per-sample", stage_weights: str | Path | None = None, progress: bool = True,
-          log_every: int = 10) -> TrainSummary:
+          log_every: int = 10, feature_cache: str | Path | None = None) -> TrainSummary:
+    """Train `config` on `data_dir` into `run_dir` (resuming its train_state.pt). `feature_cache`: a directory where
+    the frozen backbone's features of the train and val splits are computed once and read by every step
+    (harness.run.train_data; only where `train.augment` keeps them exact)."""
     run_dir, device, tc, world = Path(run_dir), rank_device(device), config.train, current()
     chash = config_hash(config)
 
-    # --- setup: model (its optimiser and clip: harness.contract), AMP scaler, data ---
+    # --- setup: model (its optimiser and clip: harness.contract), AMP scaler, data (on cached features if asked) ---
     seed_everything(seed)
     model = build_model(config, device, stage_weights)
     seed_rank(seed, world.rank)
     optimizer = model.optimizer(tc)  # every group's lr is set from the schedule before each step
     scaler = torch.amp.GradScaler(device.type, enabled=tc.amp == "fp16" and device.type == "cuda")
-    train_set = open_split(data_dir, config.dataset, "train", train=True)
+    backbone = frozen_backbone(model) if feature_cache is not None else None
+    train_set = training_split(config, data_dir, backbone=backbone, feature_cache=feature_cache, device=device)
     val_set = open_split(data_dir, config.dataset, "val")
+    if backbone is not None:
+        val_set = cached_view(val_set, config, backbone, Path(feature_cache), device)
     loader, position = train_loader(train_set, batch_size=tc.batch_size, seed=seed, num_workers=tc.num_workers,
                                     collate_fn=collate, worker_seeding=worker_seeding,
                                     pin_memory=device.type == "cuda", rank=world.rank, world=world.size)
@@ -202,8 +210,9 @@ def train_step(net, model, optimizer, scaler, batch, config, at: Position, scale
     loop reads them only when it logs."""
     tc, world = config.train, current()
     images = batch["image"].to(device, non_blocking=True)
+    features = batch.get("feature")  # the frozen backbone's cached output (harness.run.train_data)
     with autocast(device, tc.amp):
-        out = net(images)
+        out = net(images) if features is None else net(images, features=features.to(device, non_blocking=True))
     terms = {name: value.float() for name, value in out.losses.items()}
     weights = loss_weights(at.step, tc, terms)
     batch_terms = world.average({name: value * scale for name, value in terms.items()})  # global means
