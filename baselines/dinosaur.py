@@ -22,6 +22,7 @@ from harness.nn.dinov2 import DinoV2Spec
 from harness.nn.mlp import MLP
 from harness.nn.output import ModelOutput
 from harness.nn.posembed import LearntPositionalEmbedding
+from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
 from harness.registry import register_config, register_method
 
@@ -99,3 +100,4 @@ def _synthetic() -> DinosaurConfig:
 for _dataset in DATASETS:
     register_config("dinosaur", _dataset)(partial(_full, _dataset))
 register_config("dinosaur", "synthetic")(_synthetic)
+register_config("dinosaur", "textured")(lambda: pretrained_dinov2.adapt(_synthetic()))

@@ -15,6 +15,7 @@ float}) at the input resolution.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import partial
@@ -26,6 +27,8 @@ from torch import nn
 from baselines.common import DATASETS, SLOTS, SYNTHETIC_RESOLUTION, SYNTHETIC_SLOTS, BaselineConfigError
 from harness.config import EvalConfig, MethodConfig, TrainConfig
 from harness.contract import ModelOutput, SlotModel
+from harness.nn.dinov2 import DinoV2Backbone, DinoV2Spec
+from harness.recipes import pretrained_dinov2
 from harness.registry import register_config, register_method
 
 
@@ -161,9 +164,36 @@ class ColourKMeans(SlotModel):
         return ModelOutput(None, masks={"decoder": one_hot_masks(labels.view(b, h, w), self.k)})
 
 
+class FeatureKMeans(ColourKMeans):
+    """Per-image k-means on the frozen pretrained backbone's patch tokens instead of the pixels: what the features
+    alone separate, with no training — the bar a method built on those features should clear (and the evidence that
+    the signal is there). Segments are token-sized; the evaluation upsamples them as any method's masks."""
+
+    def __init__(self, config: "FeatureKMeansConfig", pretrained: bool = False):
+        super().__init__(config)
+        spec = dataclasses.replace(config.backbone)
+        self.encode_backbone = DinoV2Backbone(spec, config.norm_out, config.pretrained if pretrained else None)
+        self.encode_backbone.requires_grad_(False)
+
+    def frozen_backbone(self) -> nn.Module:
+        return self.encode_backbone
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor, features: torch.Tensor | None = None) -> ModelOutput:
+        feature = self.encode_backbone(images) if features is None else features  # (b, c, h, w)
+        return super().forward(feature.float())
+
+
+@dataclass(kw_only=True)
+class FeatureKMeansConfig(ReferenceConfig):
+    backbone: DinoV2Spec
+    pretrained: str | None
+    norm_out: bool = True
+
+
 def _build(cls, config: ReferenceConfig, *, pretrained: bool = False) -> nn.Module:
-    """A rule has nothing pretrained to load."""
-    return cls(config)
+    """A rule has nothing pretrained to load (k-means on features loads its backbone)."""
+    return cls(config, pretrained) if cls is FeatureKMeans else cls(config)
 
 
 NO_TRAINING = dict(steps=0, batch_size=32, lr=0.0, warmup_steps=0, val_interval=0, save_since=0)
@@ -172,9 +202,8 @@ NO_TRAINING = dict(steps=0, batch_size=32, lr=0.0, warmup_steps=0, val_interval=
 def _config(method: str, dataset: str) -> ReferenceConfig:
     """num_slots = the number of segments the rule outputs: k = the dataset's slot count for k-means, the grid's
     real cell count (rows·cols nearest to k), 1 for the single segment."""
-    synthetic = dataset == "synthetic"
-    resolution = SYNTHETIC_RESOLUTION if synthetic else 256
-    k = SYNTHETIC_SLOTS if synthetic else SLOTS[dataset]
+    resolution = {"synthetic": SYNTHETIC_RESOLUTION, "textured": pretrained_dinov2.RESOLUTION}.get(dataset, 256)
+    k = {"synthetic": SYNTHETIC_SLOTS, "textured": pretrained_dinov2.SLOTS}.get(dataset) or SLOTS[dataset]
     if method == "grid":
         k = math.prod(near_square_grid(k))
     elif method == "single-segment":
@@ -187,10 +216,25 @@ def _config(method: str, dataset: str) -> ReferenceConfig:
 
 
 for _name, _cls, _doc in (
-    ("grid", GridSegments, "reference: fixed near-square grid of ≈num_slots cells"),
-    ("single-segment", SingleSegment, "reference: one segment for the whole image"),
-    ("colour-kmeans", ColourKMeans, "reference: per-image k-means on RGB (k = num_slots)"),
+    ("grid", GridSegments, "a fixed spatial partition of every image into a near-square grid of about num_slots "
+                           "cells, whatever it shows: what position alone scores."),
+    ("single-segment", SingleSegment, "every pixel in one segment: the floor of ARI-fg."),
+    ("colour-kmeans", ColourKMeans, "per-image k-means clustering of pixel colours (k = num_slots): what low-level "
+                                    "colour alone achieves."),
 ):
     register_method(_name, kind="reference", description=_doc)(partial(_build, _cls))
-    for _dataset in (*DATASETS, "synthetic"):
+    for _dataset in (*DATASETS, "synthetic", "textured"):
         register_config(_name, _dataset)(partial(_config, _name, _dataset))
+
+
+def _feature_kmeans_textured() -> FeatureKMeansConfig:
+    base = _config("colour-kmeans", "textured")
+    return FeatureKMeansConfig(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)
+                                  if f.name != "method"}, method="dinov2-kmeans",
+                               backbone=pretrained_dinov2.BACKBONE, pretrained=pretrained_dinov2.PRETRAINED)
+
+
+register_method("dinov2-kmeans", kind="reference",
+                description="per-image k-means clustering of the frozen pretrained DINOv2's patch tokens (k = "
+                            "num_slots), no training: what the features alone separate.")(partial(_build, FeatureKMeans))
+register_config("dinov2-kmeans", "textured")(_feature_kmeans_textured)

@@ -28,6 +28,7 @@ from harness.config import EvalConfig, MethodConfig
 from harness.contract import ModelOutput, SlotModel
 from harness.nn.initializers import NormalShared
 from harness.nn.slot_attention import SlotAttention
+from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
 from harness.registry import register_config, register_method
 
@@ -148,3 +149,5 @@ def _synthetic() -> SAConfig:
 for _dataset in DATASETS:
     register_config("sa", _dataset)(partial(_full, _dataset))
 register_config("sa", "synthetic")(_synthetic)
+# pixels, no backbone: SA reads the textured images at the random-ViT recipe's 32² (its CNN's cost grows with pixels)
+register_config("sa", "textured")(lambda: pretrained_dinov2.adapt(_synthetic()))

@@ -27,11 +27,13 @@ from baselines.vqvae import (
     TokenizerSpec,
     full_tokenizer,
     synthetic_tokenizer,
+    textured_tokenizer,
 )
 from harness.config import EvalConfig
 from harness.nn.dinov2 import DinoV2Spec
 from harness.nn.output import ModelOutput
 from harness.nn.posembed import LearntPositionalEmbedding
+from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
 from harness.registry import register_config, register_method
 
@@ -131,3 +133,5 @@ def _synthetic() -> SlateConfig:
 for _dataset in DATASETS:
     register_config("slate", _dataset)(partial(_full, _dataset))
 register_config("slate", "synthetic")(_synthetic)
+register_config("slate", "textured")(
+    lambda: pretrained_dinov2.adapt(_synthetic(), tokenizer=textured_tokenizer(SYNTHETIC_CODE_DIM[STAGE])))

@@ -30,6 +30,7 @@ from harness.nn.initializers import NOISE_MODES, NormalSeparate, NormalShared
 from harness.nn.mlp import MLP
 from harness.nn.slot_attention import SlotAttention, zero_biases
 from harness.nn.transformer import decode_layers, linear_ln, pre_norm_decoder
+from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
 from harness.registry import register_config, register_method
 
@@ -282,3 +283,4 @@ def synthetic_config(config_class: type[SPOTConfig] = SPOTConfig, **fields) -> S
 for _dataset in DATASETS:
     register_config("spot", _dataset)(partial(full_size_config, _dataset))
 register_config("spot", "synthetic")(synthetic_config)
+register_config("spot", "textured")(lambda: pretrained_dinov2.adapt(synthetic_config()))

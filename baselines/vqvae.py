@@ -29,6 +29,7 @@ from harness.config import EvalConfig, MethodConfig, WeightSchedule
 from harness.contract import ModelOutput, SlotModel
 from harness.nn.checkpoint import load_by_prefix_order
 from harness.nn.dinov2 import Interpolate
+from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
 from harness.registry import get_config, register_config, register_method
 
@@ -188,6 +189,11 @@ def synthetic_tokenizer(code_dim: int) -> TokenizerSpec:
                          taesd=TaesdSpec(width=32, encoder_blocks=(1, 1, 1), decoder_blocks=(1, 1, 1)))
 
 
+def textured_tokenizer(code_dim: int) -> TokenizerSpec:
+    """The small tokenizer on the textured data: a 0.29 resize first (112² → 32²), hence its 8×8 tokens."""
+    return dataclasses.replace(synthetic_tokenizer(code_dim), scale=0.29)
+
+
 def _full(name: str, dataset: str) -> VQVAEConfig:
     steps = 30_000
     return VQVAEConfig(
@@ -209,12 +215,19 @@ def _synthetic(name: str) -> VQVAEConfig:
     )
 
 
+def _textured(name: str) -> VQVAEConfig:
+    return pretrained_dinov2.adapt(_synthetic(name), steps=pretrained_dinov2.STAGE_STEPS,
+                                   batch_size=synthetic.STAGE_BATCH_SIZE,
+                                   tokenizer=textured_tokenizer(SYNTHETIC_CODE_DIM[name]))
+
+
 for _name, _what in (("vqvae-c256", "SLATE"), ("vqvae-c4", "SlotDiffusion")):
     register_method(_name, kind="stage", description=f"VQ-VAE tokenizer (TAESD, 4096×{CODE_DIM[_name]} codes) "
                                                      f"for {_what}")(build_vqvae)
     for _dataset in DATASETS:
         register_config(_name, _dataset)(partial(_full, _name, _dataset))
     register_config(_name, "synthetic")(partial(_synthetic, _name))
+    register_config(_name, "textured")(partial(_textured, _name))
 
 
 def stage_config(config: MethodConfig) -> VQVAEConfig:

@@ -21,6 +21,7 @@ from harness.nn.dinov2 import DINOV2_SMALL_REG4, DinoV2Spec, make_encoder
 from harness.nn.initializers import NOISE_MODES, NormalShared
 from harness.nn.mlp import MLP
 from harness.nn.slot_attention import SlotAttention
+from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic_recipe
 from harness.registry import register_config, register_method
 
@@ -141,3 +142,10 @@ def synthetic() -> DIASConfig:
             loss_weights={"distill": WeightSchedule(kind="cosine", start=0.0, end=0.1)}),
         eval=EvalConfig(mask="decoder", resolution=synthetic_recipe.RESOLUTION, batch_size=32, amp="off"),
     )
+
+
+@register_config("dias", "textured")
+def textured() -> DIASConfig:
+    """The small DIAS on the pretrained-DINOv2 recipe (harness.recipes.pretrained_dinov2): no registers and the
+    final LayerNorm kept, as every method of that table."""
+    return pretrained_dinov2.adapt(synthetic())

@@ -13,7 +13,7 @@ trained first. Either way the report is rendered here from the records the cells
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -172,7 +172,8 @@ class Runner:
         elif cell.trains:
             started = time.perf_counter()
             summary = train(config, data_dir=self.data_dir, run_dir=cell.run_dir(self.results), seed=cell.seed,
-                            device=self.device, stage_weights=stage, progress=self.progress)
+                            device=self.device, stage_weights=stage, progress=self.progress,
+                            feature_cache=self.feature_cache)
             checkpoint = summary.weights
             cost = {"train_seconds": time.perf_counter() - started, "train_images_per_second":
                     summary.images_per_second, "peak_memory_mb": summary.peak_memory_mb, "steps": summary.steps}
@@ -186,20 +187,21 @@ def ensure_data(table: Table, data_dir: Path | None, *, need_train: bool) -> Pat
     """The table's data directory: synthetic data is generated (deterministically) if absent and checked against
     the table's generator parameters if present; real data must exist, else the error lists every missing file
     and where the authors publish it."""
-    from harness.data import DATASETS, data_card, split_path, write_synthetic
+    from harness.data import DATASETS, GENERATORS, data_card, split_path
 
     if table.data == "synthetic":
         data_dir = data_dir or Path("data") / table.name
         synth = table.synth
+        _, write, params = GENERATORS[synth.dataset]
         expected = {"train": synth.train, "val": synth.val}
-        paths = {s: split_path(data_dir, "synthetic", s) for s in expected}
+        paths = {s: split_path(data_dir, synth.dataset, s) for s in expected}
         if not all(p.is_file() for p in paths.values()):
-            print(f"generating the {table.name} table's synthetic data in {data_dir} ...", flush=True)
-            write_synthetic(data_dir, synth.config, train=synth.train, val=synth.val)
+            print(f"generating the {table.name} table's {synth.dataset} data in {data_dir} ...", flush=True)
+            write(data_dir, synth.config, train=synth.train, val=synth.val)
         for split, path in paths.items():
             card = data_card(path)
-            made = {k: v for k, v in (card.get("generator") or {}).items() if k != "version"}
-            wanted = {k: v for k, v in dataclasses.asdict(synth.config).items()}
+            made = card.get("generator") or {}
+            wanted = json.loads(json.dumps(params(synth.config)))  # as the card stores it
             if made != wanted or card["records"] != expected[split]:
                 raise ReproduceError(
                     f"{path} was generated with other parameters ({made}, {card['records']} records) than table "
@@ -278,9 +280,10 @@ def reproduce(table_name: str, options: ReproduceOptions = ReproduceOptions()):
         print(f"reusing {len(stale)} record(s) made with another config (--allow-mixed):\n  {listing}", flush=True)
     data_dir = ensure_data(table, o.data_dir, need_train=o.checkpoints is None and any(c.trains for c in missing))
     processes = local_jobs(o.jobs, device=o.device, jobs=len(missing)) if o.executor == "local" else 1
+    feature_cache = o.feature_cache or (o.results / table.name / "features" if table.cache_features else None)
     runner = Runner(table, data_dir=data_dir, results=o.results, device=o.device, checkpoints=o.checkpoints,
                     overrides=overrides, progress=o.progress and o.executor == "local" and processes == 1,
-                    feature_cache=o.feature_cache)
+                    feature_cache=feature_cache)
     launcher = make_executor(o.executor, folder=o.results / table.name / "jobs", device=o.device, slurm=o.slurm,
                              name=f"harness-{table.name}", processes=processes)
     at_once = f", {processes} at a time" if processes > 1 else ""

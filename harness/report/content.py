@@ -41,12 +41,6 @@ LEARNED, UNTRAINED, REFERENCE = "learned", "untrained", "reference"
 SECTIONS = (LEARNED, UNTRAINED, REFERENCE)
 
 # What each reference method's rows mean (every method the registry calls "reference" needs its sentence).
-REFERENCE_NOTES = {
-    "grid": "a fixed spatial partition of every image into equal cells, whatever it shows: what position alone "
-            "scores.",
-    "single-segment": "every pixel in one segment: the floor of ARI-fg.",
-    "colour-kmeans": "per-image k-means clustering of pixel colours: what low-level colour alone achieves.",
-}
 UNTRAINED_NOTE = "the method's initialisation for the seed, evaluated without training: what training must beat."
 # The metrics on which a trained row must beat its initialisation and the trivial rows (ARI-fg: objects; mBO: all
 # segments, background included).
@@ -302,7 +296,7 @@ def _reference_notes(table: Table, frame: pd.DataFrame) -> list[tuple[str, str]]
         if section(row) == UNTRAINED:
             notes[row.label] = UNTRAINED_NOTE
         else:
-            notes[row.method] = REFERENCE_NOTES[row.method]
+            notes[row.method] = METHODS.get(row.method).description  # each reference row says what it is
     return list(notes.items())
 
 

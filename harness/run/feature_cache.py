@@ -146,7 +146,7 @@ class CachedFeatures(Dataset):
         if self._reader.keys != self._keys:
             raise FeatureCacheError(f"{self.path}: its record keys differ from those of {getattr(base, 'path', base)}; "
                                     "delete the file")
-        self.keys = base.keys
+        self.keys, self.card = base.keys, base.card
         self.dtype = getattr(torch, meta["feature_dtype"])
         self.shape = tuple(meta["feature_shape"])
 

@@ -25,7 +25,7 @@ def test_a_registered_method_joins_the_registry_derived_tables():
     done = subprocess.run(
         [sys.executable, "-c", "import tests.contract.throwaway_method\n"
          "from harness.tables import TABLES\n"
-         "print([r.label for r in TABLES.get('mini').rows])"],
+         "print([r.label for r in TABLES.get('mini-random').rows])"],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     labels = eval(done.stdout.strip().splitlines()[-1])

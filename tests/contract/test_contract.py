@@ -115,7 +115,7 @@ def test_get_config_refuses_a_config_registered_under_another_name():
 
 
 def test_tables_and_reference_rows_come_from_the_registry():
-    mini = TABLES.get("mini")
+    mini = TABLES.get("mini-random")
     learned = methods_of_kind("learned", "synthetic")
     assert learned[0] == "dias" and METHODS.get("dias").subject
     trained = [r.method for r in mini.rows if r.variant == "trained" and METHODS.get(r.method).kind == "learned"]

@@ -10,8 +10,9 @@ import pytest
 from report_records import CARDS, toy_table, uniform, write_cell
 from scipy import stats
 
+from harness.registry import METHODS
 from harness.report import render_table
-from harness.report.content import REFERENCE_NOTES, Options, ReportError, build
+from harness.report.content import Options, ReportError, build
 from harness.report.frame import MixedCellsError
 from harness.report.published import PUBLISHED_FILE
 from harness.tables import TABLES, Row
@@ -83,7 +84,7 @@ def test_html_and_markdown_contents(tmp_path):
                                      "beta-syn": ["36.7±5.8", "30.0±0.0", "30.0±0.0", "30.0±0.0"]}
     assert page.table("reference") == {"grid-syn": ["10.0±0.0"] * 4}
     text = " ".join(page.text)
-    assert REFERENCE_NOTES["grid"] in text
+    assert METHODS.get("grid").description in text
     assert "Not methods under test" in text
 
     gallery = [(alt, src) for alt, src in page.images if alt and " " in alt and "against" not in alt]
@@ -103,7 +104,7 @@ def test_html_and_markdown_contents(tmp_path):
     markdown = paths["md"].read_text()
     assert "| alpha-syn | 60.0±10.0 | 60.0±0.0 | 60.0±0.0 | 60.0±0.0 |" in markdown
     assert "| grid-syn | 10.0±0.0 | 10.0±0.0 | 10.0±0.0 | 10.0±0.0 |" in markdown
-    assert "## Reference rows" in markdown and REFERENCE_NOTES["grid"] in markdown
+    assert "## Reference rows" in markdown and METHODS.get("grid").description in markdown
     assert "## Paired tests" in markdown and "## Cost (mean over seeds)" in markdown
     assert "- protocol: dias-v3 — the DIAS authors' v3 evaluator" in markdown
     assert "- budget: 100 steps; batch size 8" in markdown
@@ -214,7 +215,7 @@ def test_every_registered_reference_method_has_its_sentence():
     from harness.registry import METHODS
 
     reference = [n for n in METHODS.names() if METHODS.get(n).kind == "reference"]
-    assert set(reference) <= set(REFERENCE_NOTES), "a reference method needs its sentence in REFERENCE_NOTES"
+    assert all(METHODS.get(m).description.endswith(".") for m in reference), "a reference row says what it is"
 
 
 def test_allowed_mixing_is_shown_apart_and_listed(tmp_path):
