@@ -180,7 +180,7 @@ class Runner:
         return evaluate_cell(config, data_dir=self.data_dir, checkpoint=checkpoint, seed=cell.seed,
                              output=cell.record_path(self.results), protocol=self.table.protocol, device=self.device,
                              stage_weights=stage, identity_extra=identity, cost=cost, limit=self.eval_limit,
-                             feature_cache=self.feature_cache)
+                             feature_cache=self.feature_cache, progress=self.progress)
 
 
 def ensure_data(table: Table, data_dir: Path | None, *, need_train: bool) -> Path:
@@ -282,7 +282,7 @@ def reproduce(table_name: str, options: ReproduceOptions = ReproduceOptions()):
     processes = local_jobs(o.jobs, device=o.device, jobs=len(missing)) if o.executor == "local" else 1
     feature_cache = o.feature_cache or (o.results / table.name / "features" if table.cache_features else None)
     runner = Runner(table, data_dir=data_dir, results=o.results, device=o.device, checkpoints=o.checkpoints,
-                    overrides=overrides, progress=o.progress and o.executor == "local" and processes == 1,
+                    overrides=overrides, progress=o.progress and o.executor == "local",
                     feature_cache=feature_cache)
     launcher = make_executor(o.executor, folder=o.results / table.name / "jobs", device=o.device, slurm=o.slurm,
                              name=f"harness-{table.name}", processes=processes)

@@ -16,6 +16,7 @@ from harness.run.distributed import current, rank_device
 from harness.run.evaluate import evaluate
 from harness.run.feature_cache import DEFAULT_STORAGE, use_feature_cache
 from harness.run.identity import backbone_identity, device_description, file_sha256, versions
+from harness.run.launch import progress_bar
 from harness.run.seeding import seed_everything
 from harness.run.train import build_model, load_trained
 
@@ -31,7 +32,8 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
                   protocol: str = "dias-v3", device: str | torch.device = "cpu", split: str = "val",
                   stage_weights: str | Path | None = None, gallery: int = 8, identity_extra: dict | None = None,
                   cost: dict | None = None, limit: int | None = None, num_workers: int = 0,
-                  feature_cache: str | Path | None = None, feature_storage: str = DEFAULT_STORAGE) -> dict:
+                  feature_cache: str | Path | None = None, feature_storage: str = DEFAULT_STORAGE,
+                  progress: bool = False) -> dict:
     """Evaluate `checkpoint` (weights in the authors' layout, ours or theirs) — or, with checkpoint=None, the
     method's untrained initialisation for `seed` — on `split`, and write the record (+ gallery) to `output`.
     `feature_cache`: a directory of frozen-backbone feature caches (harness.run.feature_cache) read and written.
@@ -48,11 +50,13 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
     dataset = open_split(data_dir, config.dataset, split)
     cache = use_feature_cache(feature_cache, model, dataset, device=device, amp=config.eval.amp,
                               batch_size=config.eval.batch_size, limit=limit, storage=feature_storage)
-    with cache as (evaluated, cache_use):
+    images = len(dataset) if limit is None else min(limit, len(dataset))
+    with cache as (evaluated, cache_use), progress_bar(total=images, unit="img", enabled=progress and world.main,
+                                                       desc=f"eval {config.method}/{config.dataset}/{seed}") as bar:
         out = evaluate(model, evaluated, mask=config.eval.mask, protocol=protocol,
                        noise_seed=(ckpt["sha256"], seed), device=device,
                        batch_size=config.eval.batch_size, amp=config.eval.amp, resolution=config.eval.resolution,
-                       gallery=gallery, limit=limit, num_workers=num_workers)
+                       gallery=gallery, limit=limit, num_workers=num_workers, progress=bar)
     identity = {
         "method": config.method, "dataset": config.dataset, "split": split, "seed": seed, "protocol": protocol,
         "config_hash": config_hash(config), "config": to_dict(config), "data_card": dataset.card,

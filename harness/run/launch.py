@@ -102,10 +102,26 @@ def local_jobs(requested: int | None, *, device: str, jobs: int) -> int:
     return max(1, min(usable_cores(), jobs)) if device == "cpu" else 1
 
 
-def limit_threads(threads: int) -> None:
+# The progress-bar line of this worker process (0, 1, ... in the order the pool started them); None outside a pool.
+WORKER_SLOT: int | None = None
+
+
+def init_worker(threads: int, started) -> None:
+    """A pool worker: its share of the cores, and its own line for progress bars (so parallel cells' bars do not
+    overwrite each other)."""
     import torch
 
+    global WORKER_SLOT
     torch.set_num_threads(threads)
+    with started.get_lock():
+        WORKER_SLOT, started.value = started.value, started.value + 1
+
+
+def progress_bar(**kwargs):
+    """A tqdm bar on this process's line, shown only on a terminal (quiet in logs and CI)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(position=WORKER_SLOT, leave=False, disable=None if kwargs.pop("enabled", True) else True, **kwargs)
 
 
 def announce(name: str, fn: Callable, args: tuple):
@@ -128,8 +144,9 @@ class LocalPool:
         if not jobs:
             return
         failures = []
-        pool = ProcessPoolExecutor(min(self.processes, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=limit_threads, initargs=(self.threads,))
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(min(self.processes, len(jobs)), mp_context=context, initializer=init_worker,
+                                   initargs=(self.threads, context.Value("i", 0)))
         try:
             futures = {pool.submit(announce, job.name, job.fn, job.args): job for job in jobs}
             for future in as_completed(futures):

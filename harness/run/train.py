@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from harness.config import config_hash, to_dict
 from harness.data import collate, open_split
@@ -42,6 +41,7 @@ from harness.run.distributed import current, rank_device
 from harness.run.evaluate import autocast, evaluate, mean_losses
 from harness.run.feature_cache import frozen_backbone
 from harness.run.identity import device_description, peak_memory_mb, versions
+from harness.run.launch import progress_bar
 from harness.run.loader import loss_scale, shard, train_loader
 from harness.run.runlog import RunLog
 from harness.run.schedules import learning_rate, loss_weights
@@ -141,8 +141,8 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     # --- the loop: schedule → step → log / validate / checkpoint ---
     log = RunLog(run_dir, resume_step=at.step, enabled=world.main)
     checkpoint_every = tc.checkpoint_interval or tc.val_interval
-    bar = tqdm(total=tc.steps, initial=at.step, desc=f"{config.method}/{config.dataset}/{seed}", unit="step",
-               disable=not (progress and world.main) or None, leave=False)
+    bar = progress_bar(total=tc.steps, initial=at.step, desc=f"train {config.method}/{config.dataset}/{seed}",
+                       unit="step", enabled=progress and world.main)
     started, images_seen = time.perf_counter(), 0
     model.train()
     while at.step < tc.steps:
