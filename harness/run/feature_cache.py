@@ -273,7 +273,10 @@ def _write_features(path: Path, identity: dict, backbone: nn.Module, dataset, *,
     print(f"caching {identity['data']['dataset']}/{identity['data']['split']} backbone features "
           f"({len(dataset)} images) in {path}", flush=True)
     backbone = backbone.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    # a private generator: a DataLoader draws its base seed at every iterator, which would shift the global stream
+    # that training's own randomness comes from (a cached run must train as an uncached one)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                        generator=torch.Generator())
     with LmdbWriter(path) as writer:
         recorder = _Recorder(writer, dataset, storage)
         handle = backbone.register_forward_hook(recorder)
