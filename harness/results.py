@@ -24,9 +24,9 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
+from harness.metrics.protocols import METRICS
 
 SCHEMA = "harness.result/1"
-METRICS = ("ari", "ari_fg", "mbo", "miou")
 REQUIRED_IDENTITY = ("method", "dataset", "seed", "protocol", "config_hash", "data_card", "checkpoint", "versions")
 
 

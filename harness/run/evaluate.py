@@ -22,10 +22,11 @@ from torch.utils.data import DataLoader
 
 from harness.data import collate
 from harness.metrics import attention_to_segments, segmentation_metrics
+from harness.metrics.protocols import METRICS
 from harness.run.distributed import World, current
 from harness.run.seeding import derive_seed
 
-METRIC_COLUMNS = ("ari", "ari_fg", "mbo", "miou", "valid", "valid_fg")
+METRIC_COLUMNS = (*METRICS, "valid", "valid_fg")  # per image: the metrics and the validity flags
 IMAGENET_MEAN = torch.tensor([123.675, 116.28, 103.53])
 IMAGENET_STD = torch.tensor([58.395, 57.12, 57.375])
 
