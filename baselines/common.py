@@ -1,4 +1,5 @@
-"""Facts shared by the baselines: datasets and slot counts, the VVO training recipe (docs/reference.md#hyper-parameters)."""
+"""Facts shared by the baselines: datasets and slot counts, the VVO training recipe
+(docs/reference.md#hyper-parameters)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from harness.data import DATASETS as DATASET_SPECS
 from harness.errors import HarnessError
 from harness.recipes import random_vit as synthetic
 
-# The authors' datasets and their slot counts (docs/reference.md#hyper-parameters; the same for every method: harness.data.DATASETS).
+# The authors' datasets and their slot counts (docs/reference.md#hyper-parameters; the same for every method:
+# harness.data.DATASETS).
 DATASETS = ("clevrtex", "coco", "voc")
 SLOTS = {name: DATASET_SPECS.get(name).num_slots for name in DATASETS}
 

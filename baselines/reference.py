@@ -236,5 +236,6 @@ def _feature_kmeans_textured() -> FeatureKMeansConfig:
 
 register_method("dinov2-kmeans", kind="reference",
                 description="per-image k-means clustering of the frozen pretrained DINOv2's patch tokens (k = "
-                            "num_slots), no training: what the features alone separate.")(partial(_build, FeatureKMeans))
+                            "num_slots), no training: what the features alone separate.",
+                )(partial(_build, FeatureKMeans))
 register_config("dinov2-kmeans", "textured")(_feature_kmeans_textured)

@@ -1,4 +1,5 @@
-"""`slotdiffusion`: SlotDiffusion as the authors' VQ-VFM-OCL baseline (docs/reference.md#slotdiffusion). Needs the stage `vqvae-c4`.
+"""`slotdiffusion`: SlotDiffusion as the authors' VQ-VFM-OCL baseline (docs/reference.md#slotdiffusion). Needs the stage
+`vqvae-c4`.
 
 Shared encoder (baselines.dino_slots); `mediat` = the stage's VQ-VAE encoder + codebook (4-d codes), frozen, no
 gradients: quant (b,4,16,16) is the latent to denoise. `decode` = a diffusers DDPMScheduler (scaled_linear, β

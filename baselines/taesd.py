@@ -60,8 +60,8 @@ def build_autoencoder_tiny(spec: TaesdSpec, pretrained: str | None = None) -> nn
 class TaesdEncoder(nn.Sequential):
     """TAESD encoder without its last conv: (b,3,H,W) → (b,width,H/d,W/d), d = spec.downsample.
 
-    Quirk 10 (docs/reference.md#quirks): the input is mapped x → (x+1)/2 as for [-1,1] images although the baselines feed
-    ImageNet-normalised images. Kept: the released tokenizers were trained that way.
+    Quirk 10 (docs/reference.md#quirks): the input is mapped x → (x+1)/2 as for [-1,1] images although the baselines
+    feed ImageNet-normalised images. Kept: the released tokenizers were trained that way.
     """
 
     def __init__(self, spec: TaesdSpec, pretrained: str | None = None, autoencoder: nn.Module | None = None):

@@ -1,4 +1,5 @@
-"""VQ-VAE tokenizers (docs/reference.md#vq-vae-tokenizers): the stage SLATE (`vqvae-c256`) and SlotDiffusion (`vqvae-c4`) build on.
+"""VQ-VAE tokenizers (docs/reference.md#vq-vae-tokenizers): the stage SLATE (`vqvae-c256`) and SlotDiffusion
+(`vqvae-c4`) build on.
 
 A stage is trained once per (dataset, seed) and shared by every method that names it in `config.stage`; the
 method copies the stage's encoder and codebook into its frozen `mediat` with the authors' ckpt_map
@@ -33,7 +34,8 @@ from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
 from harness.registry import get_config, register_config, register_method
 
-# The authors' ckpt_map for loading a stage into a method (target prefix ← source prefix, docs/reference.md#vq-vae-tokenizers).
+# The authors' ckpt_map for loading a stage into a method (target prefix ← source prefix,
+# docs/reference.md#vq-vae-tokenizers).
 STAGE_CKPT_MAP = (("mediat.encode.", "encode."), ("mediat.codebook.", "codebook."))
 
 
@@ -170,7 +172,8 @@ def build_vqvae(config: VQVAEConfig, *, pretrained: bool = False) -> VQVAE:
     return VQVAE(config.tokenizer, decode=True, pretrained=weights, lpips=lpips)
 
 
-# TAESD encoder layers 0–10 keep their pretrained weights (docs/reference.md#vq-vae-tokenizers; parameter names without "m.").
+# TAESD encoder layers 0–10 keep their pretrained weights (docs/reference.md#vq-vae-tokenizers; parameter names without
+# "m.").
 FROZEN_PRETRAINED_TAESD = r"encode\.1\.(?:[0-9]|10)\..*"
 
 # Code dimension of each stage: full size, and the small CPU configs' (SLATE's codes are its decoder's width,

@@ -2,9 +2,9 @@
 
 The DIAS paper reduces redundant slots after aggregation and runs an extra, re-initialised aggregation that
 updates the remaining slots. The authors' README says pruning and re-initialisation are not in the released code,
-and no commit holds them (docs/reference.md#dias); the published numbers come from the released path. The criterion, threshold
-and iteration count below are therefore our reading, configurable and OFF by default. No new parameters: a released
-checkpoint loads into a model with the extension on.
+and no commit holds them (docs/reference.md#dias); the published numbers come from the released path. The criterion,
+threshold and iteration count below are therefore our reading, configurable and OFF by default. No new parameters: a
+released checkpoint loads into a model with the extension on.
 
 Our reading:
 * redundancy is judged on the aggregator's last attention map a0 (b, n, m), detached (a discrete decision):

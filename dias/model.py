@@ -20,8 +20,8 @@ def distillation_loss(first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     """The authors' `CrossEntropyLoss(attenta[0], attenta[-1].detach())`: soft-target cross-entropy over the slot
     dim (dim 1), mean over the rest: −Σ_n t · log_softmax(input).
 
-    Quirk kept on purpose (docs/reference.md#quirks, quirk 3): `input` is a0, already a probability map, and log_softmax is applied to it
-    anyway. This produced the published numbers.
+    Quirk kept on purpose (docs/reference.md#quirks, quirk 3): `input` is a0, already a probability map, and log_softmax
+    is applied to it anyway. This produced the published numbers.
     """
     return F.cross_entropy(first, last.detach())
 

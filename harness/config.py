@@ -61,9 +61,9 @@ class WeightSchedule:
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    """Adam, linear warm-up then cosine to lr·lr_final_ratio, grad-clip after unscale (docs/reference.md#hyper-parameters,
-    docs/reference.md#training-loop-and-seeding); the model's `optimizer` and `clip_gradients` (harness.contract) read
-    these fields."""
+    """Adam, linear warm-up then cosine to lr·lr_final_ratio, grad-clip after unscale
+    (docs/reference.md#hyper-parameters, docs/reference.md#training-loop-and-seeding); the model's `optimizer` and
+    `clip_gradients` (harness.contract) read these fields."""
 
     steps: int = positive()
     batch_size: int = positive()
@@ -92,7 +92,8 @@ class TrainConfig:
 
 @dataclass(kw_only=True)
 class EvalConfig:
-    """docs/reference.md#evaluation-protocol: which named attention is the segmentation, evaluated at `resolution`² after bilinear upsampling."""
+    """docs/reference.md#evaluation-protocol: which named attention is the segmentation, evaluated at `resolution`²
+    after bilinear upsampling."""
 
     mask: str
     resolution: int = positive(default=256)

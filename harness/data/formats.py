@@ -1,7 +1,8 @@
 """Which version of the authors' converters wrote a file, and refusal of the layouts the v3 loader misreads.
 
-v3 (06e8039) and v4 (cc1d545) differ only in the index-map encoding (WebP vs PNG, docs/reference.md#what-v4-changed); both read
-identically. Older files share the container but not the content (docs/reference.md#coco-panoptic, docs/reference.md#pascal-voc):
+v3 (06e8039) and v4 (cc1d545) differ only in the index-map encoding (WebP vs PNG, docs/reference.md#what-v4-changed);
+both read identically. Older files share the container but not the content (docs/reference.md#coco-panoptic,
+docs/reference.md#pascal-voc):
 * COCO before v3 merged stuff into index 0 at conversion and has no `isthing` → detected by key presence.
 * VOC before v3 (and VVO's VOC) painted boundary pixels black, so index 0 is the large background instead
   of thin boundary outlines → detected by the area of index 0 in a few records.

@@ -54,10 +54,11 @@ def _coco_classes(index_map: torch.Tensor, record: dict) -> torch.Tensor:
 @dataclass(frozen=True)
 class DatasetSpec:
     """name; evaluation resolution (None = the stored size); slots every method uses on it (the authors' counts
-    for their datasets, docs/reference.md#hyper-parameters; for synthetic scenes the most objects plus background); `masks(index_map,
-    record)` → (R,R,S) bool; `fields` every record must hold; where the converted files and the raw data come from;
-    `classes(index_map, record)` → int64 (S−1,) class ids of mask channels 1.. from the record's `clazz` array, for
-    `open_split(..., extra=("clazz", ...))` (default: index semantics, channel i ↔ `clazz[i−1]`; None: no classes)."""
+    for their datasets, docs/reference.md#hyper-parameters; for synthetic scenes the most objects plus background);
+    `masks(index_map, record)` → (R,R,S) bool; `fields` every record must hold; where the converted files and the raw
+    data come from; `classes(index_map, record)` → int64 (S−1,) class ids of mask channels 1.. from the record's `clazz`
+    array, for `open_split(..., extra=("clazz", ...))` (default: index semantics, channel i ↔ `clazz[i−1]`; None: no
+    classes)."""
 
     name: str
     resolution: int | None

@@ -5,11 +5,11 @@ striped or checkered, on a light low-saturation background with a gradient and p
 an object's index covers the pixels where it is visible (painting order decides occlusion). Index semantics
 are ClevrTex's: 0 = background, visible objects 1..K consecutive, stored in the authors' LMDB format.
 
-Designed after docs/experiments.md#2026-11-23-cpu-feasibility: small slot models must be able to group these within minutes
-on a CPU, so objects are large (radius 0.18–0.3 of the image side), few, and far in colour from the
-background and from each other. Each image is drawn from its own RNG seeded by (seed, split, index), so a
-record does not depend on how many are generated or in which chunks; train and val differ by the split id.
-Drawing is vectorised over a chunk of images (numpy); thousands of 32×32 images take about a second.
+Designed after docs/experiments.md#2026-11-23-cpu-feasibility: small slot models must be able to group these within
+minutes on a CPU, so objects are large (radius 0.18–0.3 of the image side), few, and far in colour from the background
+and from each other. Each image is drawn from its own RNG seeded by (seed, split, index), so a record does not depend on
+how many are generated or in which chunks; train and val differ by the split id. Drawing is vectorised over a chunk of
+images (numpy); thousands of 32×32 images take about a second.
 """
 
 from __future__ import annotations

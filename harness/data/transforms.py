@@ -7,14 +7,15 @@ Order matters and the image stays uint8 until Normalize:
            (p = 0.5) → Normalize with the ImageNet mean/std on the 0–255 scale → float32
     val:   largest centred square → the same two resizes → Normalize
 
-`F.interpolate` on a uint8 tensor reproduces torchvision v2's uint8 `Resize` exactly (verified in docs/reference.md#transforms-and-collate):
-on AVX2/AVX512 CPUs, the authors' machines, torchvision calls this same native uint8 kernel (elsewhere it
-resizes in float and rounds, which can differ by one level). A resize to the current size is skipped, as
-torchvision does.
+`F.interpolate` on a uint8 tensor reproduces torchvision v2's uint8 `Resize` exactly (verified in
+docs/reference.md#transforms-and-collate): on AVX2/AVX512 CPUs, the authors' machines, torchvision calls this same
+native uint8 kernel (elsewhere it resizes in float and rounds, which can differ by one level). A resize to the current
+size is skipped, as torchvision does.
 
 Randomness is drawn where the authors draw it: the crop from torch's global RNG (as torchvision's
 `RandomResizedCrop.make_params`), the flip from python's `random`. Neither is seeded here: seeding each
-DataLoader worker (distinctly, unlike the authors' identical per-worker seeds, docs/reference.md#training-loop-and-seeding) is the runner's job.
+DataLoader worker (distinctly, unlike the authors' identical per-worker seeds,
+docs/reference.md#training-loop-and-seeding) is the runner's job.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 The authors (DIAS 06e8039 `learn/metric.py: ARI.adjusted_rand_index`) count pairs in int64 and divide with
 torch's int/int true division, i.e. in float32. Their `aidx * bidx` is an int64 product that wraps modulo
-2^64 once (Σ_gt n²)(Σ_pd n²) reaches 2^63 (docs/reference.md#evaluation-protocol): E turns negative and ARI is inflated. Published numbers
-include that effect, so "dias-v3" arithmetic reproduces it; "float64" is the mathematically correct value.
+2^64 once (Σ_gt n²)(Σ_pd n²) reaches 2^63 (docs/reference.md#evaluation-protocol): E turns negative and ARI is inflated.
+Published numbers include that effect, so "dias-v3" arithmetic reproduces it; "float64" is the mathematically correct
+value.
 """
 
 from __future__ import annotations

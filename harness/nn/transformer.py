@@ -1,4 +1,5 @@
-"""The slot-conditioned Transformer decoder stack shared by DIAS and SPOT (docs/reference.md#dias, docs/reference.md#spot).
+"""The slot-conditioned Transformer decoder stack shared by DIAS and SPOT (docs/reference.md#dias,
+docs/reference.md#spot).
 
 Both decoders are `nn.TransformerDecoder` (pre-norm, GELU, no biases, dropout 0, no final norm) over DINO tokens
 with the slots, projected by Linear + LayerNorm, as memory. Layer 0's first LayerNorm is moved out of the stack as

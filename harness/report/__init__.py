@@ -12,4 +12,5 @@ from harness.report.render import RenderResult, render_table
 from harness.report.stats import paired_test
 from harness.report.text import text_table
 
-__all__ = ["render_table", "RenderResult", "text_table", "find_records", "tidy_frame", "check_uniform", "summarise", "paired_test"]
+__all__ = ["render_table", "RenderResult", "text_table", "find_records", "tidy_frame", "check_uniform", "summarise",
+"paired_test"]

@@ -1,10 +1,11 @@
-"""The authors' published numbers (results/published/published.json, docs/reference.md#published-numbers) as rows of the tidy frame.
+"""The authors' published numbers (results/published/published.json, docs/reference.md#published-numbers) as rows of the
+tidy frame.
 
 The JSON is `{table: {method: {dataset: {metric: {mean, std, per_seed|null, source}}}}}` in percent, each table
 with a `_meta` entry. A harness table names its published sources in order (`Table.published`); each row is
-matched, by method name ignoring case ("dias" ↔ "DIAS"), to the first source that has that method and dataset. Values enter the frame in 0–1 like ours;
-where the authors give per-seed values the frame holds those (the means/stds are then recomputed, as their
-xlsx does), otherwise one row per metric with the stated mean and std.
+matched, by method name ignoring case ("dias" ↔ "DIAS"), to the first source that has that method and dataset. Values
+enter the frame in 0–1 like ours; where the authors give per-seed values the frame holds those (the means/stds are then
+recomputed, as their xlsx does), otherwise one row per metric with the stated mean and std.
 """
 
 from __future__ import annotations

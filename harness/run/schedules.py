@@ -1,6 +1,6 @@
-"""Learning-rate schedule of docs/reference.md#hyper-parameters: linear warm-up from 0 to lr over `warmup_steps`, then half a cosine to
-lr·lr_final_ratio at the last step — the authors' CbLinearCosine, indexed by the 0-based step before it is taken
-(so the very first step runs at lr = 0, as theirs does)."""
+"""Learning-rate schedule of docs/reference.md#hyper-parameters: linear warm-up from 0 to lr over `warmup_steps`, then
+half a cosine to lr·lr_final_ratio at the last step — the authors' CbLinearCosine, indexed by the 0-based step before it
+is taken (so the very first step runs at lr = 0, as theirs does)."""
 
 from __future__ import annotations
 

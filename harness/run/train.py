@@ -1,6 +1,6 @@
-"""Training one cell (method × dataset × seed), docs/reference.md#training-loop-and-seeding. Reads top to bottom: model, optimiser, data, resume,
-then the step loop — schedule, autocast forward, weighted losses, finite check, scaled backward, unscale, clip,
-step — with validation and a full-state checkpoint every N steps.
+"""Training one cell (method × dataset × seed), docs/reference.md#training-loop-and-seeding. Reads top to bottom: model,
+optimiser, data, resume, then the step loop — schedule, autocast forward, weighted losses, finite check, scaled
+backward, unscale, clip, step — with validation and a full-state checkpoint every N steps.
 
 A run directory holds: train_state.pt (everything needed to resume; rewritten atomically), weights.pth (the
 authors' checkpoint layout, written at the end), train.csv / val.csv / tensorboard/ (logs) and run.json (wall

@@ -1,5 +1,6 @@
-"""Our baselines' checkpoints are the authors' (docs/reference.md#checkpoints): same keys, shapes and order as the listings made from
-their code (tests/reference/keys_*.txt), strict loads of files in that layout, errors that list every bad key."""
+"""Our baselines' checkpoints are the authors' (docs/reference.md#checkpoints): same keys, shapes and order as the
+listings made from their code (tests/reference/keys_*.txt), strict loads of files in that layout, errors that list every
+bad key."""
 
 import pytest
 import torch

@@ -1,5 +1,5 @@
-"""VQ-VAE stages (docs/reference.md#vq-vae-tokenizers): TAESD slicing, nearest-code matching, straight-through losses, the stage → method
-hand-over by the authors' ckpt_map, configs, LPIPS from a local file."""
+"""VQ-VAE stages (docs/reference.md#vq-vae-tokenizers): TAESD slicing, nearest-code matching, straight-through losses,
+the stage → method hand-over by the authors' ckpt_map, configs, LPIPS from a local file."""
 
 import dataclasses
 import re

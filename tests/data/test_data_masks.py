@@ -1,4 +1,5 @@
-"""Per-dataset mask rules (docs/reference.md#data-format) on hand-made index maps with hand-written expected channels."""
+"""Per-dataset mask rules (docs/reference.md#data-format) on hand-made index maps with hand-written expected channels.
+"""
 
 import torch
 

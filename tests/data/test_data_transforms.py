@@ -1,5 +1,6 @@
-"""Transforms (docs/reference.md#transforms-and-collate) against independent computations: cv2 nearest-exact for masks, a float antialiased
-bilinear filter for images, hand-computed crop boxes, and the RNG draws the authors' pipeline makes."""
+"""Transforms (docs/reference.md#transforms-and-collate) against independent computations: cv2 nearest-exact for masks,
+a float antialiased bilinear filter for images, hand-computed crop boxes, and the RNG draws the authors' pipeline makes.
+"""
 
 import math
 import random

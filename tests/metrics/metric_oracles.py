@@ -1,7 +1,8 @@
 """Independent oracles for the metric tests: label arrays, numpy/Python-int arithmetic, brute force.
 
-Nothing here calls harness.metrics. The dias-v3 ARI oracle redoes the authors' arithmetic (docs/reference.md#evaluation-protocol) with
-Python integers (wrap by modulo) and numpy float32 scalars, with a correctly rounded int → float32.
+Nothing here calls harness.metrics. The dias-v3 ARI oracle redoes the authors' arithmetic
+(docs/reference.md#evaluation-protocol) with Python integers (wrap by modulo) and numpy float32 scalars, with a
+correctly rounded int → float32.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from harness.metrics.aggregate import (
     seed_mean_std,
 )
 
-# DIAS v3 readme (= docs/reference.md#published-numbers), the strings their xlsx `TEXT(mean,"0.0")&"±"&TEXT(std,"0.0")` shows.
+# DIAS v3 readme (= docs/reference.md#published-numbers), the strings their xlsx `TEXT(mean,"0.0")&"±"&TEXT(std,"0.0")`
+# shows.
 README_V3 = {
     "dias_r-clevrtex": ["80.9±0.3", "79.1±0.3", "63.3±0.1", "61.9±0.0"],
     "dias_r-coco": ["25.6±0.1", "41.2±0.3", "31.7±0.1", "30.2±0.1"],

@@ -1,5 +1,5 @@
-"""ARI and ARI-fg: the authors' int64 wrap (docs/reference.md#acceptance-checks), bit-for-bit float32 arithmetic, and the exact protocol
-against sklearn."""
+"""ARI and ARI-fg: the authors' int64 wrap (docs/reference.md#acceptance-checks), bit-for-bit float32 arithmetic, and
+the exact protocol against sklearn."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,8 @@ from harness.metrics import segmentation_metrics
 from harness.metrics.ari import wrapping_mul
 
 N = 65536
-# docs/reference.md#acceptance-checks: 1-D labels over 65 536 pixels; the authors' code gives these (re-run on their code 2026-11-23).
+# docs/reference.md#acceptance-checks: 1-D labels over 65 536 pixels; the authors' code gives these (re-run on their
+# code 2026-11-23).
 SPEC_CASES = [  # (gt cut, pred cut, pred=2 on the last k pixels, authors' ARI, sklearn ARI, mBO = mIoU)
     (60000, 58000, 0, 0.974220, 0.799582, 0.850637),
     (40000, 38000, 0, 0.881506, 0.881506, 0.938684),

@@ -2,11 +2,12 @@
 
 The equivalence test trains a tiny DINOSAUR once in this process at global batch 8 and once in 2 spawned processes
 (torch.multiprocessing, gloo) at 4 images each, then compares parameters, per-step loss and gradient norm, and
-validation metrics; a 2-process run stopped after a checkpoint and resumed ends bit-identical to the straight one. Every method draws training randomness (slot noise, DIAS's decoder permutations, SA dropout)
-from per-rank streams, so 1×B and 2×B/2 agree only for a model that is a function of its inputs: the test uses
-DINOSAUR (no decoder randomness) with SA dropout 0 and its slot initialiser's logstd filled with −inf (exp → 0:
-the slot noise vanishes; ddp_helpers.deterministic) — the method itself is unchanged. Two negative controls in the
-same processes (every rank reading rank 0's shard; no gradient all-reduce) must land far outside the tolerance.
+validation metrics; a 2-process run stopped after a checkpoint and resumed ends bit-identical to the straight one. Every
+method draws training randomness (slot noise, DIAS's decoder permutations, SA dropout) from per-rank streams, so 1×B and
+2×B/2 agree only for a model that is a function of its inputs: the test uses DINOSAUR (no decoder randomness) with SA
+dropout 0 and its slot initialiser's logstd filled with −inf (exp → 0: the slot noise vanishes;
+ddp_helpers.deterministic) — the method itself is unchanged. Two negative controls in the same processes (every rank
+reading rank 0's shard; no gradient all-reduce) must land far outside the tolerance.
 """
 
 import csv

@@ -1,5 +1,5 @@
-"""COCO 2017 panoptic raw → LMDB (docs/reference.md#coco-panoptic): train2017 → train, val2017 → val, one record per panoptic
-annotation in the annotation file's order.
+"""COCO 2017 panoptic raw → LMDB (docs/reference.md#coco-panoptic): train2017 → train, val2017 → val, one record per
+panoptic annotation in the annotation file's order.
 
 Raw layout (the authors'): RAW/{train2017,val2017}/*.jpg, RAW/annotations/panoptic_{train,val}2017.json,
 RAW/annotations/panoptic_{train,val}2017/*.png, and panoptic_coco_categories.json (panopticapi) in

@@ -1,4 +1,5 @@
-"""Pascal VOC raw → LMDB (docs/reference.md#pascal-voc): VOC2012 SegmentationObject → train, VOC2007 SegmentationObject → val.
+"""Pascal VOC raw → LMDB (docs/reference.md#pascal-voc): VOC2012 SegmentationObject → train, VOC2007 SegmentationObject
+→ val.
 
 Raw layout: RAW/VOC2012/{JPEGImages,SegmentationObject} and RAW/VOC2007/{JPEGImages,SegmentationObject}
 (the VOCdevkit folder). Every SegmentationObject PNG, sorted by name, gives one record: `image` = the JPEG
