@@ -10,6 +10,10 @@ For each method config × amp × feature cache (off, and on for methods with a f
     metrics ms/batch       attention → segments → segmentation_metrics for one evaluation batch
     loader samples/s       reading, decoding and transforming the val split (+ the cached features)
 
+Then the loader on ClevrTex-format records (240×320 PNG images, WebP segments and depths → 256², one thread) against
+`reference_item`, the authors' reader written plainly (cv2 decode, F.interpolate, F.one_hot: what their torchvision
+transforms compute), interleaved record by record, with a check that both give identical tensors.
+
 Then the matmul GFLOP/s of this machine (the fastest of repeated n×n matmuls, per amp dtype) and a forward-only
 evaluation of a full-size DIAS (`--flops-config`, default dias:clevrtex: ViT-S/14 reg4 at 224² from 256² images)
 on a few synthetic images: the backbone's FLOPs per image from its spec (DinoV2Spec.forward_flops) beside the
@@ -30,11 +34,18 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from harness.data import DATASETS, collate, open_split, split_path
-from harness.data.synthetic import SynthConfig, write_split
+from harness.data.codec import encode_index_map, encode_png_rgb
+from harness.data.datasets import LmdbSplit
+from harness.data.lmdb_io import LmdbWriter
+from harness.data.synthetic import SynthConfig, generate, write_split
+from harness.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
 from harness.metrics import DEFAULT_PROTOCOL, attention_to_segments, segmentation_metrics
@@ -49,6 +60,7 @@ REFERENCE_VIT_S_GFLOP = 12.7  # ViT-S/14 forward at 224², per image: the figure
 MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 NOISE_SEED = ("bench",)
 
+LOADER_COLUMNS = ("records", "ours samples/s", "reference samples/s", "speed-up", "identical")
 ROW_COLUMNS = ("method", "dataset", "amp", "cache", "train ms/step", "train img/s", "eval img/s",
                "metrics ms/batch", "loader samples/s", "identical metrics")
 BACKBONE_COLUMNS = ("amp", "backbone ms/img", "backbone GFLOP/s", "matmul GFLOP/s", "fraction of peak",
@@ -121,6 +133,66 @@ def _loader_rate(dataset, batch_size: int) -> float:
     for _ in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
         pass
     return len(dataset) / (time.perf_counter() - start)
+
+
+def reference_item(record: dict, resolution: int) -> dict:
+    """A ClevrTex record as the authors' v3 reader and val transform make it (docs/reference.md#clevrtex,
+    docs/reference.md#transforms-and-collate), written plainly: cv2 decodes (IMREAD_UNCHANGED + BGR→RGB,
+    IMREAD_GRAYSCALE), centre square, uint8 bilinear-antialias and nearest-exact resizes, (x − mean) / std,
+    F.one_hot(...).bool(). The oracle of the loader's exactness test and the reference of its speed."""
+    image = cv2.cvtColor(cv2.imdecode(np.frombuffer(record["image"], np.uint8), cv2.IMREAD_UNCHANGED),
+                         cv2.COLOR_BGR2RGB)
+    segment = cv2.imdecode(record["segment"], cv2.IMREAD_GRAYSCALE)
+    h, w = segment.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    image = torch.from_numpy(image).permute(2, 0, 1)[:, top:top + side, left:left + side]
+    segment = torch.from_numpy(segment)[top:top + side, left:left + side]
+    image = F.interpolate(image[None], size=(resolution, resolution), mode="bilinear", antialias=True)[0]
+    segment = F.interpolate(segment[None, None], size=(resolution, resolution), mode="nearest-exact")[0, 0]
+    mean = torch.tensor(IMAGENET_MEAN).reshape(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).reshape(3, 1, 1)
+    return {"image": (image - mean) / std, "segment": F.one_hot(segment.long()).bool()}
+
+
+def write_clevrtex_like(path: Path, records: int) -> Path:
+    """`records` ClevrTex-format records (240×320 PNG image, v3 WebP segment and depth) of synthetic scenes."""
+    config = SynthConfig(resolution=240, width=320, max_objects=6)
+    depth = np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))
+    with LmdbWriter(path) as writer:
+        for start in range(0, records, 25):
+            for image, index_map in zip(*generate(config, "val", start, min(25, records - start))):
+                writer.append({"image": encode_png_rgb(image), "segment": encode_index_map(index_map),
+                               "depth": encode_index_map(depth)})
+    return path
+
+
+def loader_vs_reference(work: Path, records: int = 60, repeats: int = 5) -> dict:
+    """Samples/s of the harness's ClevrTex loader and of `reference_item` on the same records, one torch thread,
+    the two alternating record by record (a shared machine's load hits both alike); medians over `repeats`."""
+    path = work / "clevrtex-like" / "clevrtex" / "val.lmdb"
+    if not path.is_file():
+        write_clevrtex_like(path, records)
+    split = LmdbSplit(path, DATASETS.get("clevrtex"), "val")
+    raw = [split._reader.get(key) for key in split._reader.keys]
+    resolution = split.resolution
+    identical = all(torch.equal(split[i][k], reference_item(raw[i], resolution)[k])
+                    for i in range(len(raw)) for k in ("image", "segment"))
+    ours, reference = [], []
+    with torch_threads(1):
+        for _ in range(max(repeats, 1)):
+            t_ours = t_ref = 0.0
+            for i in range(len(raw)):
+                start = time.perf_counter()
+                split[i]
+                middle = time.perf_counter()
+                reference_item(split._reader.get(split._reader.keys[i]), resolution)
+                t_ours, t_ref = t_ours + middle - start, t_ref + time.perf_counter() - middle
+            ours.append(t_ours)
+            reference.append(t_ref)
+    ours_s, reference_s = statistics.median(ours), statistics.median(reference)
+    return {"records": len(raw), "ours samples/s": len(raw) / ours_s, "reference samples/s": len(raw) / reference_s,
+            "speed-up": reference_s / ours_s, "identical": identical}
 
 
 @dataclass
@@ -320,7 +392,8 @@ def torch_threads(threads: int | None):
 def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", amps: list[str] = ("fp32", "bf16"),
               steps: int = 5, images: int = 64, batch_size: int | None = None, data_dir: Path | None = None,
               flops_config: str | None = "dias:clevrtex", flops_images: int = 4, matmul_size: int = 2048,
-              matmul_seconds: float = 1.0, device: str = "cpu", threads: int | None = None, print_fn=print) -> dict:
+              matmul_seconds: float = 1.0, device: str = "cpu", threads: int | None = None, loader_records: int = 60,
+              print_fn=print) -> dict:
     """Measure and print everything the module docstring lists; returns the numbers as a dict."""
     device = torch.device(device)
     methods = list(methods or default_methods(dataset))
@@ -355,6 +428,13 @@ def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", a
         print_fn(f"\nmethods on {dataset} ({n_images} val images, random weights; train: {steps} timed steps):")
         print_fn(format_table(ROW_COLUMNS, rows))
 
+        loader = None
+        if loader_records > 0:
+            loader = loader_vs_reference(work, loader_records)
+            print_fn(f"\nloader, ClevrTex format (240×320 PNG + WebP → 256²), one thread, against the authors' reader "
+                     "written plainly (harness.bench.reference_item):")
+            print_fn(format_table(LOADER_COLUMNS, [loader]))
+
         backbone = None
         if flops_config and flops_images > 0:
             method, _, config_dataset = flops_config.partition(":")
@@ -368,7 +448,7 @@ def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", a
                      f"{REFERENCE_VIT_S_GFLOP} reference for ViT-S/14 at 224²")
             print_fn(format_table(BACKBONE_COLUMNS, backbone["rows"]))
     return {"machine": machine, "matmul_size": matmul_size, "matmul_gflops": matmul, "rows": rows,
-            "backbone": backbone}
+            "loader": loader, "backbone": backbone}
 
 
 def register(sub) -> None:
@@ -389,6 +469,8 @@ def register(sub) -> None:
                    help="synthetic images for that measurement (0 skips it)")
     p.add_argument("--matmul-size", type=int, default=2048, help="side of the square matmul timed for the peak")
     p.add_argument("--matmul-seconds", type=float, default=1.0, help="how long the matmul is repeated")
+    p.add_argument("--loader-records", type=int, default=60,
+                   help="ClevrTex-format records for the loader comparison (0 skips it)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 gives steadier numbers "
                                               "on a machine that other jobs share")
@@ -401,7 +483,7 @@ def run_bench_command(args) -> int:
                        images=args.images, batch_size=args.batch_size, data_dir=args.data_dir,
                        flops_config=args.flops_config, flops_images=args.flops_images,
                        matmul_size=args.matmul_size, matmul_seconds=args.matmul_seconds, device=args.device,
-                       threads=args.threads)
+                       threads=args.threads, loader_records=args.loader_records)
     if args.output is not None:
         atomic_write_text(args.output, json.dumps(result, indent=1, default=str) + "\n")
     return 0

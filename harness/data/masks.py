@@ -7,7 +7,19 @@ channels get their object classes and boxes (`open_split(..., extra=("clazz", "b
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+
+def one_hot_bool(index_map: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
+    """(H,W) integer → (H,W,C) bool, equal to `F.one_hot(index_map.long(), C).bool()` (C = max + 1 by default),
+    several times faster: each pixel's C bools are one row of a table of one-hot rows padded to whole int64
+    words, gathered with index_select (one word per 8 channels, no int64 map). The result is a view whose
+    stride skips the padding."""
+    if num_classes is None:
+        num_classes = int(index_map.max()) + 1
+    words = -(-num_classes // 8)
+    rows = torch.eye(num_classes, 8 * words, dtype=torch.bool).view(torch.int64)  # (C, words)
+    picked = rows.index_select(0, index_map.reshape(-1).int())
+    return picked.view(torch.bool)[:, :num_classes].unflatten(0, index_map.shape)
 
 
 def clevrtex_masks(index_map: torch.Tensor) -> torch.Tensor:
@@ -15,13 +27,13 @@ def clevrtex_masks(index_map: torch.Tensor) -> torch.Tensor:
 
     Also used for the synthetic data, which has the same index semantics.
     """
-    return F.one_hot(index_map.long()).bool()
+    return one_hot_bool(index_map)
 
 
 def voc_masks(index_map: torch.Tensor) -> torch.Tensor:
     """Drop index 0 (boundary outlines: in no channel) and channels left empty; background is channel 0
     when present (if a crop removed all background, channel 0 is an object: the authors' quirk)."""
-    masks = F.one_hot(index_map.long()).bool()[:, :, 1:]
+    masks = one_hot_bool(index_map)[:, :, 1:]
     return masks[:, :, masks.any(dim=(0, 1))]
 
 
@@ -31,7 +43,7 @@ def coco_instance_masks(index_map: torch.Tensor, isthing: torch.Tensor) -> torch
 
     `isthing` (S,) bool describes indices 1..S; every index must be ≤ S (checked by the caller).
     """
-    masks = F.one_hot(index_map.long(), num_classes=isthing.shape[0] + 1).bool()[:, :, 1:]
+    masks = one_hot_bool(index_map, isthing.shape[0] + 1)[:, :, 1:]
     present = masks.any(dim=(0, 1))
     masks, isthing = masks[:, :, present], isthing[present]
     stuff = masks[:, :, ~isthing].any(dim=2, keepdim=True)
