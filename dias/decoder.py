@@ -56,9 +56,12 @@ class RandomOrderDecoder(nn.Module):
         self.backbone = backbone
         self.readout = nn.Identity()
 
-    def forward(self, features: torch.Tensor, slots: torch.Tensor, smask: torch.Tensor | None = None):
+    def forward(self, features: torch.Tensor, slots: torch.Tensor, smask: torch.Tensor | None = None,
+                reconstruct: bool = True):
         """features (b, m, dim) target tokens, slots (b, n, slot_dim), smask (b, n) bool (False = dropped slot)
-        → recon (b, m, dim), attention (b, n, m) of the last layer's cross-attention (sums to 1 over slots)."""
+        → recon (b, m, dim), attention (b, n, m) of the last layer's cross-attention (sums to 1 over slots).
+        `reconstruct=False` (evaluation of masks): recon is None and the last layer stops at its attention weights,
+        skipping its feed-forward and the output norm, which feed only the reconstruction."""
         b, m, _ = features.shape
         if m != self.num_tokens:
             raise ValueError(f"decoder was built for {self.num_tokens} tokens, got {m}")
@@ -73,17 +76,23 @@ class RandomOrderDecoder(nn.Module):
         else:
             query = tokens + pe
         out, attention = self.decode_layers(self.norm0(query), self.project2(slots),
-                                            None if smask is None else ~smask)
+                                            None if smask is None else ~smask, reconstruct)
+        if not reconstruct:
+            if self.training:
+                attention = _gather_rows(attention, order.argsort(1))
+            return None, attention.transpose(1, 2)
         recon = self.readout(out)
         if self.training:
             inverse = order.argsort(1)
             recon, attention = _gather_rows(recon, inverse), _gather_rows(attention, inverse)
         return recon, attention.transpose(1, 2)
 
-    def decode_layers(self, x: torch.Tensor, memory: torch.Tensor, memory_key_padding_mask=None):
+    def decode_layers(self, x: torch.Tensor, memory: torch.Tensor, memory_key_padding_mask=None,
+                      reconstruct: bool = True):
         """nn.TransformerDecoder's pre-norm forward (no target mask), written out over the same submodules so
         that the last layer's cross-attention can be asked for its head-averaged weights (the authors get them
-        with forward hooks). Returns (output (b, m, dim), weights (b, m, n))."""
+        with forward hooks). Returns (output (b, m, dim), weights (b, m, n)); (None, weights) without
+        `reconstruct`, stopping right after the last cross-attention."""
         last = len(self.backbone.layers) - 1
         for i, layer in enumerate(self.backbone.layers):
             h = layer.norm1(x)
@@ -91,6 +100,8 @@ class RandomOrderDecoder(nn.Module):
                                                    need_weights=False)[0])
             h, weights = layer.multihead_attn(layer.norm2(x), memory, memory, attn_mask=None,
                                               key_padding_mask=memory_key_padding_mask, need_weights=i == last)
+            if i == last and not reconstruct:
+                return None, weights
             x = x + layer.dropout2(h)
             h = layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm3(x)))))
             x = x + layer.dropout3(h)
