@@ -61,8 +61,8 @@ MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.fl
 NOISE_SEED = ("bench",)
 
 LOADER_COLUMNS = ("records", "ours samples/s", "reference samples/s", "speed-up", "identical")
-ROW_COLUMNS = ("method", "dataset", "amp", "cache", "train ms/step", "train img/s", "eval img/s",
-               "metrics ms/batch", "loader samples/s", "identical metrics")
+ROW_COLUMNS = ("method", "dataset", "amp", "cache", "train ms/step", "train img/s", "train of peak", "eval img/s",
+               "eval vs uncached", "metrics ms/batch", "loader samples/s", "identical metrics")
 BACKBONE_COLUMNS = ("amp", "backbone ms/img", "backbone GFLOP/s", "matmul GFLOP/s", "fraction of peak",
                     "eval img/s uncached", "eval img/s cached", "speed-up", "identical metrics")
 
@@ -250,6 +250,15 @@ def train_step(model, config, images: torch.Tensor, device: torch.device, cached
     return step
 
 
+def step_flops(step) -> int:
+    """FLOPs of one call of `step` as torch's FLOP counter sees them (matmuls and convolutions, forward + backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
 def metrics_seconds(model, config, batch: dict, device: torch.device, repeats: int) -> float:
     """Median seconds of turning one evaluation batch's attention into per-image metrics."""
     model.eval()
@@ -262,7 +271,7 @@ def metrics_seconds(model, config, batch: dict, device: torch.device, repeats: i
 
 
 def bench_method(method: str, dataset: str, amp: str, *, data_dir: Path, cache_dir: Path, device: torch.device,
-                 steps: int, batch_size: int | None) -> list[dict]:
+                 steps: int, batch_size: int | None, peak_gflops: float) -> list[dict]:
     """The table rows of one method config at one amp: cache off, and on where the method has a frozen backbone."""
     from harness.run.train import build_model
 
@@ -281,11 +290,15 @@ def bench_method(method: str, dataset: str, amp: str, *, data_dir: Path, cache_d
     for cached in (False, True):
         if cached and evals.cached_images_per_s is None:
             continue
-        step = median_seconds(train_step(model, config, batch["image"], device, cached), device, steps)
+        one_step = train_step(model, config, batch["image"], device, cached)
+        step = median_seconds(one_step, device, steps)
+        flops = step_flops(one_step)
         model.eval()
         rows.append({"method": method, "dataset": dataset, "amp": amp, "cache": "on" if cached else "off",
                      "train ms/step": 1e3 * step, "train img/s": config.train.batch_size / step,
+                     "train of peak": flops / step / 1e9 / peak_gflops,
                      "eval img/s": evals.cached_images_per_s if cached else evals.uncached_images_per_s,
+                     "eval vs uncached": evals.cached_images_per_s / evals.uncached_images_per_s if cached else 1.0,
                      "metrics ms/batch": metrics_ms,
                      "loader samples/s": evals.cached_loader if cached else evals.uncached_loader,
                      "identical metrics": evals.identical if cached else None})
@@ -389,10 +402,10 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(previous)
 
 
-def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", amps: list[str] = ("fp32", "bf16"),
-              steps: int = 5, images: int = 64, batch_size: int | None = None, data_dir: Path | None = None,
-              flops_config: str | None = "dias:clevrtex", flops_images: int = 4, matmul_size: int = 2048,
-              matmul_seconds: float = 1.0, device: str = "cpu", threads: int | None = None, loader_records: int = 60,
+def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", amps: list[str] = ("fp32",),
+              steps: int = 3, images: int = 32, batch_size: int | None = None, data_dir: Path | None = None,
+              flops_config: str | None = "dias:clevrtex", flops_images: int = 2, matmul_size: int = 1024,
+              matmul_seconds: float = 0.5, device: str = "cpu", threads: int | None = None, loader_records: int = 40,
               print_fn=print) -> dict:
     """Measure and print everything the module docstring lists; returns the numbers as a dict."""
     device = torch.device(device)
@@ -423,9 +436,12 @@ def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", a
         for method in methods:
             for amp in amps:
                 rows += bench_method(method, dataset, amp, data_dir=data_dir, cache_dir=work / "cache",
-                                     device=device, steps=steps, batch_size=batch_size)
+                                     device=device, steps=steps, batch_size=batch_size,
+                                     peak_gflops=matmul[matmul_name(device, amp)])
         n_images = len(open_split(data_dir, dataset, "val"))
-        print_fn(f"\nmethods on {dataset} ({n_images} val images, random weights; train: {steps} timed steps):")
+        print_fn(f"\nmethods on {dataset} ({n_images} val images, random weights; train: {steps} timed steps; "
+                 "train of peak = the step's counted FLOPs per second ÷ the matmul rate; eval vs uncached = "
+                 "eval img/s ÷ the same evaluation running the backbone):")
         print_fn(format_table(ROW_COLUMNS, rows))
 
         loader = None
@@ -458,18 +474,18 @@ def register(sub) -> None:
                                                                 "config for the dataset)")
     p.add_argument("--dataset", default="synthetic", help="synthetic (generated) or a dataset under --data-dir")
     p.add_argument("--data-dir", type=Path, help="holds <dataset>/val.lmdb (default: generate synthetic data)")
-    p.add_argument("--amp", nargs="+", dest="amps", default=["fp32", "bf16"], choices=list(AMPS))
-    p.add_argument("--steps", type=int, default=5, help="timed training steps (after one warm-up step)")
-    p.add_argument("--images", type=int, default=64,
+    p.add_argument("--amp", nargs="+", dest="amps", default=["fp32"], choices=list(AMPS))
+    p.add_argument("--steps", type=int, default=3, help="timed training steps (after one warm-up step)")
+    p.add_argument("--images", type=int, default=32,
                    help="synthetic val images to generate and evaluate (a --data-dir split is evaluated whole)")
     p.add_argument("--batch-size", type=int, help="train and eval batch size (default: each config's)")
     p.add_argument("--flops-config", default="dias:clevrtex", metavar="METHOD:DATASET",
                    help="the full-size config whose backbone GFLOP/s is measured (default dias:clevrtex)")
-    p.add_argument("--flops-images", type=int, default=4,
+    p.add_argument("--flops-images", type=int, default=2,
                    help="synthetic images for that measurement (0 skips it)")
-    p.add_argument("--matmul-size", type=int, default=2048, help="side of the square matmul timed for the peak")
-    p.add_argument("--matmul-seconds", type=float, default=1.0, help="how long the matmul is repeated")
-    p.add_argument("--loader-records", type=int, default=60,
+    p.add_argument("--matmul-size", type=int, default=1024, help="side of the square matmul timed for the peak")
+    p.add_argument("--matmul-seconds", type=float, default=0.5, help="how long the matmul is repeated")
+    p.add_argument("--loader-records", type=int, default=40,
                    help="ClevrTex-format records for the loader comparison (0 skips it)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 gives steadier numbers "

@@ -51,11 +51,16 @@ def test_method_table_has_one_row_per_method_amp_and_cache(bench):
                                             ("sa", "synthetic", "fp32", "off"), ("sa", "synthetic", "bf16", "off")]
     for row in rows:
         assert len(row) == len(ROW_COLUMNS)
-        assert all(float(v) > 0 for v in row[4:9])
-        assert row[9] == ("yes" if row[3] == "on" else "—")
+        assert all(float(v) > 0 for v in row[4:11])
+        assert row[11] == ("yes" if row[3] == "on" else "—")
     assert len(result["rows"]) == len(rows)
     first = result["rows"][0]
     assert first["train img/s"] == pytest.approx(2 / (first["train ms/step"] / 1e3))  # batch 2
+    by_key = {(r["method"], r["amp"], r["cache"]): r for r in result["rows"]}
+    for (method, amp, cache), row in by_key.items():
+        uncached = by_key[(method, amp, "off")]["eval img/s"]
+        assert row["eval vs uncached"] == pytest.approx(row["eval img/s"] / uncached)
+        assert 0 < row["train of peak"] < 10
 
 
 def test_loader_row_compares_with_the_reference_reader(bench):
