@@ -11,15 +11,13 @@ import torch
 
 def one_hot_bool(index_map: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
     """(H,W) integer → (H,W,C) bool, equal to `F.one_hot(index_map.long(), C).bool()` (C = max + 1 by default),
-    several times faster: each pixel's C bools are one row of a table of one-hot rows padded to whole int64
-    words, gathered with index_select (one word per 8 channels, no int64 map). The result is a view whose
-    stride skips the padding."""
+    several times faster: each pixel's row is gathered from the C×C identity by index_select with int32 indices,
+    with no int64 map and no conversion pass. Contiguous, as F.one_hot's (a strided result would make the
+    collate's cat and stack several times slower)."""
     if num_classes is None:
         num_classes = int(index_map.max()) + 1
-    words = -(-num_classes // 8)
-    rows = torch.eye(num_classes, 8 * words, dtype=torch.bool).view(torch.int64)  # (C, words)
-    picked = rows.index_select(0, index_map.reshape(-1).int())
-    return picked.view(torch.bool)[:, :num_classes].unflatten(0, index_map.shape)
+    rows = torch.eye(num_classes, dtype=torch.bool).index_select(0, index_map.reshape(-1).int())
+    return rows.view(*index_map.shape, num_classes)
 
 
 def clevrtex_masks(index_map: torch.Tensor) -> torch.Tensor:

@@ -105,3 +105,9 @@ def test_clevrtex_items_equal_the_reference_recipe_bit_for_bit(tmp_path, alpha):
         ours, reference = split[i], reference_item(record, 256)
         for key in ("image", "segment"):
             assert ours[key].dtype == reference[key].dtype and torch.equal(ours[key], reference[key])
+
+
+def test_one_hot_bool_is_contiguous_like_f_one_hot():
+    """A strided result made the collate's cat and stack several times slower."""
+    out = one_hot_bool(torch.tensor([[0, 9], [3, 1]], dtype=torch.uint8))
+    assert out.is_contiguous() and out.stride() == F.one_hot(torch.tensor([[0, 9], [3, 1]])).stride()
