@@ -51,9 +51,12 @@ class RandomOrderDecoder(nn.Module):
         self.norm0, self.backbone = pre_norm_decoder(dim, num_layers, num_heads, ffn_dim)
         self.readout = nn.Identity()
 
-    def forward(self, features: torch.Tensor, slots: torch.Tensor, smask: torch.Tensor | None = None):
+    def forward(self, features: torch.Tensor, slots: torch.Tensor, smask: torch.Tensor | None = None,
+                reconstruct: bool = True):
         """features (b, m, dim) target tokens, slots (b, n, slot_dim), smask (b, n) bool (False = dropped slot)
-        → recon (b, m, dim), attention (b, n, m) of the last layer's cross-attention (sums to 1 over slots)."""
+        → recon (b, m, dim), attention (b, n, m) of the last layer's cross-attention (sums to 1 over slots).
+        `reconstruct=False` (evaluation of masks): recon is None and the last layer stops at its attention weights,
+        skipping its feed-forward and the output norm, which feed only the reconstruction."""
         b, m, _ = features.shape
         if m != self.num_tokens:
             raise ValueError(f"decoder was built for {self.num_tokens} tokens, got {m}")
@@ -68,14 +71,20 @@ class RandomOrderDecoder(nn.Module):
         else:
             query = tokens + pe
         out, attention = self.decode_layers(self.norm0(query), self.project2(slots),
-                                            None if smask is None else ~smask)
+                                            None if smask is None else ~smask, reconstruct)
+        if not reconstruct:
+            if self.training:
+                attention = _gather_rows(attention, order.argsort(1))
+            return None, attention.transpose(1, 2)
         recon = self.readout(out)
         if self.training:
             inverse = order.argsort(1)
             recon, attention = _gather_rows(recon, inverse), _gather_rows(attention, inverse)
         return recon, attention.transpose(1, 2)
 
-    def decode_layers(self, x: torch.Tensor, memory: torch.Tensor, memory_key_padding_mask=None):
+    def decode_layers(self, x: torch.Tensor, memory: torch.Tensor, memory_key_padding_mask=None,
+                      reconstruct: bool = True):
         """The stack without a target mask (harness.nn.transformer.decode_layers): (output (b, m, dim), weights
-        (b, m, n)) of the last layer's cross-attention."""
-        return decode_layers(self.backbone, x, memory, memory_key_padding_mask=memory_key_padding_mask)
+        (b, m, n)) of the last layer's cross-attention; (None, weights) without `reconstruct`."""
+        return decode_layers(self.backbone, x, memory, memory_key_padding_mask=memory_key_padding_mask,
+                             reconstruct=reconstruct)

@@ -7,6 +7,8 @@ self-distillation of the first iteration's attention toward the last one's.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -49,9 +51,20 @@ class DIAS(SlotModel):
         self.decode = decode
         self.extension = extension or ExtensionConfig()
         zero_biases(self.encode_posit_embed, self.encode_project, self.aggregat, self.decode)
+        self._masks_only = False
 
     def frozen_backbone(self) -> nn.Module:
         return self.encode_backbone
+
+    @contextlib.contextmanager
+    def masks_only(self):
+        """Evaluation of the masks: no reconstruction (the decoder's last feed-forward) and no losses; the
+        masks are the same tensors as in the full forward (tests/dias/test_dias_masks_only.py)."""
+        previous, self._masks_only = self._masks_only, True
+        try:
+            yield
+        finally:
+            self._masks_only = previous
 
     def forward(self, images: torch.Tensor, features: torch.Tensor | None = None) -> ModelOutput:
         feature = (self.encode_backbone(images) if features is None else features).detach()  # (b, c, h, w); frozen
@@ -62,16 +75,20 @@ class DIAS(SlotModel):
         smask = None
         if self.extension.active:
             slotz, attenta, smask = refine_slots(self.aggregat, encode, slotz, attenta, self.extension)
-        recon, attentd = self.decode(feature.flatten(2).transpose(1, 2), slotz, smask)
-        recon = recon.transpose(1, 2).reshape(feature.shape)
+        reconstruct = not self._masks_only
+        recon, attentd = self.decode(feature.flatten(2).transpose(1, 2), slotz, smask, reconstruct)
         attentd = attentd.unflatten(2, (h, w))
         attenta = [a.unflatten(2, (h, w)) for a in attenta]
-        extras = {"feature": feature, "attenta": attenta, "recon": recon, "attentd": attentd}
+        extras = {"feature": feature, "attenta": attenta, "attentd": attentd}
         if smask is not None:
             extras["smask"] = smask
+        masks = {"decoder": attentd, "aggregator": attenta[-1]}
+        if not reconstruct:
+            return ModelOutput(slots=slotz, masks=masks, extras=extras)
+        extras["recon"] = recon = recon.transpose(1, 2).reshape(feature.shape)
         return ModelOutput(
             slots=slotz,
-            masks={"decoder": attentd, "aggregator": attenta[-1]},
+            masks=masks,
             losses={"recon": F.mse_loss(recon, feature.detach()),
                     "distill": distillation_loss(attenta[0], attenta[-1])},
             extras=extras,

@@ -10,6 +10,10 @@ For each method config × amp × feature cache (off, and on for methods with a f
     metrics ms/batch       attention → segments → segmentation_metrics for one evaluation batch
     loader samples/s       reading, decoding and transforming the val split (+ the cached features)
 
+Then the loader on ClevrTex-format records (240×320 PNG images, WebP segments and depths → 256², one thread) against
+`reference_item`, the authors' reader written plainly (cv2 decode, F.interpolate, F.one_hot: what their torchvision
+transforms compute), interleaved record by record, with a check that both give identical tensors.
+
 Then the matmul GFLOP/s of this machine (the fastest of repeated n×n matmuls, per amp dtype) and a forward-only
 evaluation of a full-size DIAS (`--flops-config`, default dias:clevrtex: ViT-S/14 reg4 at 224² from 256² images)
 on a few synthetic images: the backbone's FLOPs per image from its spec (DinoV2Spec.forward_flops) beside the
@@ -29,11 +33,18 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from harness.data import DATASETS, collate, open_split, split_path
-from harness.data.synthetic import SynthConfig, write_split
+from harness.data.codec import encode_index_map, encode_png_rgb
+from harness.data.datasets import LmdbSplit
+from harness.data.lmdb_io import LmdbWriter
+from harness.data.synthetic import SynthConfig, generate, write_split
+from harness.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from harness.errors import HarnessError
 from harness.metrics import DEFAULT_PROTOCOL, attention_to_segments, segmentation_metrics
 from harness.nn.dinov2 import DinoV2Backbone
@@ -47,8 +58,9 @@ REFERENCE_VIT_S_GFLOP = 12.7  # ViT-S/14 forward at 224², per image: the figure
 MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 NOISE_SEED = ("bench",)
 
-ROW_COLUMNS = ("method", "dataset", "amp", "cache", "train ms/step", "train img/s", "eval img/s",
-               "metrics ms/batch", "loader samples/s", "identical metrics")
+LOADER_COLUMNS = ("records", "ours samples/s", "reference samples/s", "speed-up", "identical")
+ROW_COLUMNS = ("method", "dataset", "amp", "cache", "train ms/step", "train img/s", "train of peak", "eval img/s",
+               "eval vs uncached", "metrics ms/batch", "loader samples/s", "identical metrics")
 BACKBONE_COLUMNS = ("amp", "backbone ms/img", "backbone GFLOP/s", "matmul GFLOP/s", "fraction of peak",
                     "eval img/s uncached", "eval img/s cached", "speed-up", "identical metrics")
 
@@ -121,6 +133,66 @@ def _loader_rate(dataset, batch_size: int) -> float:
     return len(dataset) / (time.perf_counter() - start)
 
 
+def reference_item(record: dict, resolution: int) -> dict:
+    """A ClevrTex record as the authors' v3 reader and val transform make it (docs/reference.md#clevrtex,
+    docs/reference.md#transforms-and-collate), written plainly: cv2 decodes (IMREAD_UNCHANGED + BGR→RGB,
+    IMREAD_GRAYSCALE), centre square, uint8 bilinear-antialias and nearest-exact resizes, (x − mean) / std,
+    F.one_hot(...).bool(). The oracle of the loader's exactness test and the reference of its speed."""
+    image = cv2.cvtColor(cv2.imdecode(np.frombuffer(record["image"], np.uint8), cv2.IMREAD_UNCHANGED),
+                         cv2.COLOR_BGR2RGB)
+    segment = cv2.imdecode(record["segment"], cv2.IMREAD_GRAYSCALE)
+    h, w = segment.shape
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    image = torch.from_numpy(image).permute(2, 0, 1)[:, top:top + side, left:left + side]
+    segment = torch.from_numpy(segment)[top:top + side, left:left + side]
+    image = F.interpolate(image[None], size=(resolution, resolution), mode="bilinear", antialias=True)[0]
+    segment = F.interpolate(segment[None, None], size=(resolution, resolution), mode="nearest-exact")[0, 0]
+    mean = torch.tensor(IMAGENET_MEAN).reshape(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).reshape(3, 1, 1)
+    return {"image": (image - mean) / std, "segment": F.one_hot(segment.long()).bool()}
+
+
+def write_clevrtex_like(path: Path, records: int) -> Path:
+    """`records` ClevrTex-format records (240×320 PNG image, v3 WebP segment and depth) of synthetic scenes."""
+    config = SynthConfig(resolution=240, width=320, max_objects=6)
+    depth = np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))
+    with LmdbWriter(path) as writer:
+        for start in range(0, records, 25):
+            for image, index_map in zip(*generate(config, "val", start, min(25, records - start))):
+                writer.append({"image": encode_png_rgb(image), "segment": encode_index_map(index_map),
+                               "depth": encode_index_map(depth)})
+    return path
+
+
+def loader_vs_reference(work: Path, records: int = 60, repeats: int = 5) -> dict:
+    """Samples/s of the harness's ClevrTex loader and of `reference_item` on the same records, one torch thread,
+    the two alternating record by record (a shared machine's load hits both alike); medians over `repeats`."""
+    path = work / "clevrtex-like" / "clevrtex" / "val.lmdb"
+    if not path.is_file():
+        write_clevrtex_like(path, records)
+    split = LmdbSplit(path, DATASETS.get("clevrtex"), "val")
+    raw = [split._reader.get(key) for key in split._reader.keys]
+    resolution = split.resolution
+    identical = all(torch.equal(split[i][k], reference_item(raw[i], resolution)[k])
+                    for i in range(len(raw)) for k in ("image", "segment"))
+    ours, reference = [], []
+    with torch_threads(1):
+        for _ in range(max(repeats, 1)):
+            t_ours = t_ref = 0.0
+            for i in range(len(raw)):
+                start = time.perf_counter()
+                split[i]
+                middle = time.perf_counter()
+                reference_item(split._reader.get(split._reader.keys[i]), resolution)
+                t_ours, t_ref = t_ours + middle - start, t_ref + time.perf_counter() - middle
+            ours.append(t_ours)
+            reference.append(t_ref)
+    ours_s, reference_s = statistics.median(ours), statistics.median(reference)
+    return {"records": len(raw), "ours samples/s": len(raw) / ours_s, "reference samples/s": len(raw) / reference_s,
+            "speed-up": reference_s / ours_s, "identical": identical}
+
+
 @dataclass
 class EvalTimes:
     """Uncached and cached (second pass, reading what the first wrote) evaluations of one model on one split."""
@@ -176,6 +248,15 @@ def train_step(model, config, images: torch.Tensor, device: torch.device, cached
     return step
 
 
+def step_flops(step) -> int:
+    """FLOPs of one call of `step` as torch's FLOP counter sees them (matmuls and convolutions, forward + backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
 def metrics_seconds(model, config, batch: dict, device: torch.device, repeats: int) -> float:
     """Median seconds of turning one evaluation batch's attention into per-image metrics."""
     model.eval()
@@ -188,7 +269,7 @@ def metrics_seconds(model, config, batch: dict, device: torch.device, repeats: i
 
 
 def bench_method(method: str, dataset: str, amp: str, *, data_dir: Path, cache_dir: Path, device: torch.device,
-                 steps: int, batch_size: int | None) -> list[dict]:
+                 steps: int, batch_size: int | None, peak_gflops: float) -> list[dict]:
     """The table rows of one method config at one amp: cache off, and on where the method has a frozen backbone."""
     from harness.run.train import build_model
 
@@ -207,11 +288,15 @@ def bench_method(method: str, dataset: str, amp: str, *, data_dir: Path, cache_d
     for cached in (False, True):
         if cached and evals.cached_images_per_s is None:
             continue
-        step = median_seconds(train_step(model, config, batch["image"], device, cached), device, steps)
+        one_step = train_step(model, config, batch["image"], device, cached)
+        step = median_seconds(one_step, device, steps)
+        flops = step_flops(one_step)
         model.eval()
         rows.append({"method": method, "dataset": dataset, "amp": amp, "cache": "on" if cached else "off",
                      "train ms/step": 1e3 * step, "train img/s": config.train.batch_size / step,
+                     "train of peak": flops / step / 1e9 / peak_gflops,
                      "eval img/s": evals.cached_images_per_s if cached else evals.uncached_images_per_s,
+                     "eval vs uncached": evals.cached_images_per_s / evals.uncached_images_per_s if cached else 1.0,
                      "metrics ms/batch": metrics_ms,
                      "loader samples/s": evals.cached_loader if cached else evals.uncached_loader,
                      "identical metrics": evals.identical if cached else None})
@@ -315,10 +400,11 @@ def torch_threads(threads: int | None):
         torch.set_num_threads(previous)
 
 
-def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", amps: list[str] = ("fp32", "bf16"),
-              steps: int = 5, images: int = 64, batch_size: int | None = None, data_dir: Path | None = None,
-              flops_config: str | None = "dias:clevrtex", flops_images: int = 4, matmul_size: int = 2048,
-              matmul_seconds: float = 1.0, device: str = "cpu", threads: int | None = None, print_fn=print) -> dict:
+def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", amps: list[str] = ("fp32",),
+              steps: int = 3, images: int = 32, batch_size: int | None = None, data_dir: Path | None = None,
+              flops_config: str | None = "dias:clevrtex", flops_images: int = 2, matmul_size: int = 1024,
+              matmul_seconds: float = 0.5, device: str = "cpu", threads: int | None = None, loader_records: int = 40,
+              print_fn=print) -> dict:
     """Measure and print everything the module docstring lists; returns the numbers as a dict."""
     device = torch.device(device)
     methods = list(methods or default_methods(dataset))
@@ -348,10 +434,20 @@ def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", a
         for method in methods:
             for amp in amps:
                 rows += bench_method(method, dataset, amp, data_dir=data_dir, cache_dir=work / "cache",
-                                     device=device, steps=steps, batch_size=batch_size)
+                                     device=device, steps=steps, batch_size=batch_size,
+                                     peak_gflops=matmul[matmul_name(device, amp)])
         n_images = len(open_split(data_dir, dataset, "val"))
-        print_fn(f"\nmethods on {dataset} ({n_images} val images, random weights; train: {steps} timed steps):")
+        print_fn(f"\nmethods on {dataset} ({n_images} val images, random weights; train: {steps} timed steps; "
+                 "train of peak = the step's counted FLOPs per second ÷ the matmul rate; eval vs uncached = "
+                 "eval img/s ÷ the same evaluation running the backbone):")
         print_fn(format_table(ROW_COLUMNS, rows))
+
+        loader = None
+        if loader_records > 0:
+            loader = loader_vs_reference(work, loader_records)
+            print_fn("\nloader, ClevrTex format (240×320 PNG + WebP → 256²), one thread, against the authors' reader "
+                     "written plainly (harness.bench.reference_item):")
+            print_fn(format_table(LOADER_COLUMNS, [loader]))
 
         backbone = None
         if flops_config and flops_images > 0:
@@ -366,4 +462,4 @@ def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", a
                      f"{REFERENCE_VIT_S_GFLOP} reference for ViT-S/14 at 224²")
             print_fn(format_table(BACKBONE_COLUMNS, backbone["rows"]))
     return {"machine": machine, "matmul_size": matmul_size, "matmul_gflops": matmul, "rows": rows,
-            "backbone": backbone}
+            "loader": loader, "backbone": backbone}

@@ -18,6 +18,8 @@ the bare architecture, which a complete checkpoint (ours or the authors') then f
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -67,3 +69,9 @@ class SlotModel(nn.Module):
 
     def before_step(self, step: int, total: int) -> None:
         """Called before every optimiser step with the 0-based step: per-step schedules, teacher/EMA updates."""
+
+    @contextlib.contextmanager
+    def masks_only(self):
+        """Within the block the caller reads only `slots` and `masks` (the evaluator): a model may skip what feeds
+        nothing else (losses, reconstructions); masks must stay bit-identical. Default: the full forward."""
+        yield

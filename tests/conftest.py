@@ -20,6 +20,16 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 REFERENCE_DIR = Path(__file__).parent / "reference"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` are skipped where torch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """Committed oracles from the authors' v3 code: keys_*.txt listings and acc-v3.xlsx (see reference/README.md)."""

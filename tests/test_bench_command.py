@@ -9,13 +9,13 @@ import re
 import pytest
 import torch
 
-from harness.bench import BACKBONE_COLUMNS, ROW_COLUMNS, format_table
+from harness.bench import BACKBONE_COLUMNS, LOADER_COLUMNS, ROW_COLUMNS, format_table
 from harness.cli import main
 from harness.registry import get_config
 
 TINY = ["--method", "dias", "sa", "--amp", "fp32", "bf16", "--steps", "1", "--images", "4", "--batch-size", "2",
         "--flops-config", "dias:synthetic", "--flops-images", "1", "--matmul-size", "64", "--matmul-seconds", "0.01",
-        "--threads", "1"]
+        "--threads", "1", "--loader-records", "3"]
 
 
 def table_after(lines: list[str], first_column: str) -> tuple[list[str], list[list[str]]]:
@@ -51,11 +51,25 @@ def test_method_table_has_one_row_per_method_amp_and_cache(bench):
                                             ("sa", "synthetic", "fp32", "off"), ("sa", "synthetic", "bf16", "off")]
     for row in rows:
         assert len(row) == len(ROW_COLUMNS)
-        assert all(float(v) > 0 for v in row[4:9])
-        assert row[9] == ("yes" if row[3] == "on" else "—")
+        assert all(float(v) > 0 for v in row[4:11])
+        assert row[11] == ("yes" if row[3] == "on" else "—")
     assert len(result["rows"]) == len(rows)
     first = result["rows"][0]
     assert first["train img/s"] == pytest.approx(2 / (first["train ms/step"] / 1e3))  # batch 2
+    by_key = {(r["method"], r["amp"], r["cache"]): r for r in result["rows"]}
+    for (method, amp, cache), row in by_key.items():
+        uncached = by_key[(method, amp, "off")]["eval img/s"]
+        assert row["eval vs uncached"] == pytest.approx(row["eval img/s"] / uncached)
+        assert 0 < row["train of peak"] < 10
+
+
+def test_loader_row_compares_with_the_reference_reader(bench):
+    lines, result = bench
+    assert any(line.startswith("loader, ClevrTex format") for line in lines)
+    header, rows = table_after(lines, "records")
+    assert tuple(header) == LOADER_COLUMNS and len(rows) == 1 and rows[0][0] == "3" and rows[0][-1] == "yes"
+    loader = result["loader"]
+    assert loader["speed-up"] == pytest.approx(loader["ours samples/s"] / loader["reference samples/s"])
 
 
 def test_backbone_table_compares_achieved_and_matmul_gflops(bench):

@@ -17,17 +17,19 @@ def register(sub) -> None:
                                                                 "config for the dataset)")
     p.add_argument("--dataset", default="synthetic", help="synthetic (generated) or a dataset under --data-dir")
     p.add_argument("--data-dir", type=Path, help="holds <dataset>/val.lmdb (default: generate synthetic data)")
-    p.add_argument("--amp", nargs="+", dest="amps", default=["fp32", "bf16"], choices=list(AMPS))
-    p.add_argument("--steps", type=int, default=5, help="timed training steps (after one warm-up step)")
-    p.add_argument("--images", type=int, default=64,
+    p.add_argument("--amp", nargs="+", dest="amps", default=["fp32"], choices=list(AMPS))
+    p.add_argument("--steps", type=int, default=3, help="timed training steps (after one warm-up step)")
+    p.add_argument("--images", type=int, default=32,
                    help="synthetic val images to generate and evaluate (a --data-dir split is evaluated whole)")
     p.add_argument("--batch-size", type=int, help="train and eval batch size (default: each config's)")
     p.add_argument("--flops-config", default="dias:clevrtex", metavar="METHOD:DATASET",
                    help="the full-size config whose backbone GFLOP/s is measured (default dias:clevrtex)")
-    p.add_argument("--flops-images", type=int, default=4,
+    p.add_argument("--flops-images", type=int, default=2,
                    help="synthetic images for that measurement (0 skips it)")
-    p.add_argument("--matmul-size", type=int, default=2048, help="side of the square matmul timed for the peak")
-    p.add_argument("--matmul-seconds", type=float, default=1.0, help="how long the matmul is repeated")
+    p.add_argument("--matmul-size", type=int, default=1024, help="side of the square matmul timed for the peak")
+    p.add_argument("--matmul-seconds", type=float, default=0.5, help="how long the matmul is repeated")
+    p.add_argument("--loader-records", type=int, default=40,
+                   help="ClevrTex-format records for the loader comparison (0 skips it)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 gives steadier numbers "
                                               "on a machine that other jobs share")
@@ -40,7 +42,7 @@ def run(args) -> int:
                        images=args.images, batch_size=args.batch_size, data_dir=args.data_dir,
                        flops_config=args.flops_config, flops_images=args.flops_images,
                        matmul_size=args.matmul_size, matmul_seconds=args.matmul_seconds, device=args.device,
-                       threads=args.threads)
+                       threads=args.threads, loader_records=args.loader_records)
     if args.output is not None:
         atomic_write_text(args.output, json.dumps(result, indent=1, default=str) + "\n")
     return 0

@@ -7,7 +7,17 @@ channels get their object classes and boxes (`open_split(..., extra=("clazz", "b
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+
+def one_hot_bool(index_map: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
+    """(H,W) integer → (H,W,C) bool, equal to `F.one_hot(index_map.long(), C).bool()` (C = max + 1 by default),
+    several times faster: each pixel's row is gathered from the C×C identity by index_select with int32 indices,
+    with no int64 map and no conversion pass. Contiguous, as F.one_hot's (a strided result would make the
+    collate's cat and stack several times slower)."""
+    if num_classes is None:
+        num_classes = int(index_map.max()) + 1
+    rows = torch.eye(num_classes, dtype=torch.bool).index_select(0, index_map.reshape(-1).int())
+    return rows.view(*index_map.shape, num_classes)
 
 
 def clevrtex_masks(index_map: torch.Tensor) -> torch.Tensor:
@@ -15,13 +25,13 @@ def clevrtex_masks(index_map: torch.Tensor) -> torch.Tensor:
 
     Also used for the synthetic data, which has the same index semantics.
     """
-    return F.one_hot(index_map.long()).bool()
+    return one_hot_bool(index_map)
 
 
 def voc_masks(index_map: torch.Tensor) -> torch.Tensor:
     """Drop index 0 (boundary outlines: in no channel) and channels left empty; background is channel 0
     when present (if a crop removed all background, channel 0 is an object: the authors' quirk)."""
-    masks = F.one_hot(index_map.long()).bool()[:, :, 1:]
+    masks = one_hot_bool(index_map)[:, :, 1:]
     return masks[:, :, masks.any(dim=(0, 1))]
 
 
@@ -31,7 +41,7 @@ def coco_instance_masks(index_map: torch.Tensor, isthing: torch.Tensor) -> torch
 
     `isthing` (S,) bool describes indices 1..S; every index must be ≤ S (checked by the caller).
     """
-    masks = F.one_hot(index_map.long(), num_classes=isthing.shape[0] + 1).bool()[:, :, 1:]
+    masks = one_hot_bool(index_map, isthing.shape[0] + 1)[:, :, 1:]
     present = masks.any(dim=(0, 1))
     masks, isthing = masks[:, :, present], isthing[present]
     stuff = masks[:, :, ~isthing].any(dim=2, keepdim=True)

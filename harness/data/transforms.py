@@ -94,7 +94,7 @@ def resize_index_map(index_map: torch.Tensor, size: int) -> torch.Tensor:
 
 def normalize(image: torch.Tensor) -> torch.Tensor:
     """uint8 (3,H,W) → float32 (x − mean) / std with the ImageNet statistics on the 0–255 scale."""
-    return (image - _MEAN) / _STD
+    return torch.sub(image, _MEAN).div_(_STD)  # (image − mean) / std, the quotient written in place
 
 
 def _crop(image: torch.Tensor, index_map: torch.Tensor, box) -> tuple[torch.Tensor, torch.Tensor]:

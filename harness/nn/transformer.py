@@ -31,12 +31,13 @@ def pre_norm_decoder(dim: int, num_layers: int, num_heads: int, ffn_dim: int) ->
 
 
 def decode_layers(backbone: nn.TransformerDecoder, x: torch.Tensor, memory: torch.Tensor,
-                  tgt_mask: torch.Tensor | None = None, memory_key_padding_mask: torch.Tensor | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  tgt_mask: torch.Tensor | None = None, memory_key_padding_mask: torch.Tensor | None = None,
+                  reconstruct: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
     """nn.TransformerDecoder's pre-norm forward written out over its submodules, so that the last layer's
     cross-attention returns its head-averaged weights. `tgt_mask` (m, m) bool, True = not attended (SPOT's causal
     mask); `memory_key_padding_mask` (b, n) bool, True = dropped slot. Returns (output (b, m, dim), weights
-    (b, m, n))."""
+    (b, m, n)); (None, weights) without `reconstruct`, stopping right after the last cross-attention (its
+    feed-forward and the output norm feed only the reconstruction, not the masks)."""
     last = len(backbone.layers) - 1
     for i, layer in enumerate(backbone.layers):
         h = layer.norm1(x)
@@ -44,6 +45,8 @@ def decode_layers(backbone: nn.TransformerDecoder, x: torch.Tensor, memory: torc
                                                need_weights=False)[0])
         h, weights = layer.multihead_attn(layer.norm2(x), memory, memory, attn_mask=None,
                                           key_padding_mask=memory_key_padding_mask, need_weights=i == last)
+        if i == last and not reconstruct:
+            return None, weights
         x = x + layer.dropout2(h)
         h = layer.linear2(layer.dropout(layer.activation(layer.linear1(layer.norm3(x)))))
         x = x + layer.dropout3(h)

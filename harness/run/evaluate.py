@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from harness.contract import SlotModel
 from harness.data import collate
 from harness.metrics import attention_to_segments, segmentation_metrics
 from harness.metrics.protocols import METRICS
@@ -68,12 +69,23 @@ def eval_batches(n: int, batch_size: int, world: World) -> list[tuple[int, list[
             for i in range(world.rank, -(-n // batch_size), world.size)]
 
 
+def _metrics_to_host(parts: list) -> list:
+    """Per-batch metric tensors → python lists with one device→host copy per metric (not one per batch)."""
+    if not parts:
+        return parts
+    sizes = [len(values[METRIC_COLUMNS[0]]) for _, values, _ in parts]
+    columns = {k: torch.cat([values[k] for _, values, _ in parts]).cpu().split(sizes) for k in METRIC_COLUMNS}
+    return [(number, {k: columns[k][i].tolist() for k in METRIC_COLUMNS}, shown)
+            for i, (number, _, shown) in enumerate(parts)]
+
+
 @torch.inference_mode()
 def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, device: torch.device,
              batch_size: int = 32, amp: str = "fp16", resolution: int | None = None, limit: int | None = None,
              gallery: int = 0, num_workers: int = 0, progress=None) -> EvalOutput:
     """Evaluate `model` on `dataset` (items {"image", "segment"} and, from a feature cache, "feature"; `.keys`);
-    `mask` names the segmentation map."""
+    `mask` names the segmentation map. The model runs under its `masks_only()` (nothing but masks is read), and
+    the metrics stay on the device until the last batch."""
     import time
 
     start = time.perf_counter()
@@ -84,12 +96,13 @@ def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, dev
     world = current()
     mine = eval_batches(len(dataset), batch_size, world)
     loader = DataLoader(dataset, batch_sampler=[items for _, items in mine], collate_fn=collate,
-                        num_workers=num_workers)
+                        num_workers=num_workers, pin_memory=device.type == "cuda")
     was_training = model.training
     model.eval()
-    parts = []  # per batch: (number, {metric: values}, gallery pieces or None)
+    parts = []  # per batch: (number, {metric: values on the device}, gallery pieces or None)
     devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    masks_only = model.masks_only() if isinstance(model, SlotModel) else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=devices), masks_only:
         for (number, items), batch in zip(mine, loader):
             torch.manual_seed(derive_seed("eval-noise", *noise_seed, number))
             images = batch["image"].to(device, non_blocking=True)
@@ -109,10 +122,11 @@ def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, dev
                          "masks": {name: attention_to_segments(attn[:take].float(), size).to(torch.uint8)
                                    .argmax(-1).view(-1, size, size).cpu().numpy()
                                    for name, attn in out.masks.items()}}
-            parts.append((number, {k: metrics[k].cpu().tolist() for k in METRIC_COLUMNS}, shown))
+            parts.append((number, {k: metrics[k] for k in METRIC_COLUMNS}, shown))
             if progress is not None:
                 progress.update(len(images))
     model.train(was_training)
+    parts = _metrics_to_host(parts)
     parts = sorted((p for rank_parts in world.gather(parts) for p in rank_parts), key=lambda p: p[0])
     per_image = {k: [v for _, values, _ in parts for v in values[k]] for k in METRIC_COLUMNS}
     per_image["keys"] = keys

@@ -1,19 +1,18 @@
 """Samples/s of read + decode + val transform for one DataLoader worker (one process, one torch thread).
 
-Run with `python -m pytest tests/benchmarks/test_bench_data.py --benchmark-enable`; `extra_info` holds
-samples_per_s. Two cases: the synthetic split at its 32×32 size, and ClevrTex-like 320×240 records (PNG
-image, WebP segment and depth) resized to 256×256, which mimics the cost of the authors' files.
+Run with `python -m pytest tests/benchmarks/test_bench_data.py --benchmark-enable --benchmark-group-by=group`;
+`extra_info` holds samples_per_s. Cases: the synthetic split at its 32×32 size, and ClevrTex-format 320×240
+records (PNG image, WebP segment and depth) resized to 256×256, read by the harness and by
+`harness.bench.reference_item` (the authors' reader written plainly) in one group, so the ratio reads directly.
 """
 
-import numpy as np
 import pytest
 import torch
 
+from harness.bench import reference_item, write_clevrtex_like
 from harness.data import DATASETS
-from harness.data.codec import encode_index_map, encode_png_rgb
 from harness.data.datasets import LmdbSplit
-from harness.data.lmdb_io import LmdbWriter
-from harness.data.synthetic import SynthConfig, generate, write_split
+from harness.data.synthetic import SynthConfig, write_split
 
 
 @pytest.fixture
@@ -48,15 +47,27 @@ def test_bench_synthetic_32(benchmark, tmp_path, records, one_thread):
     _measure(benchmark, split)
 
 
-def test_bench_clevrtex_like_320x240_to_256(benchmark, tmp_path, records, one_thread):
-    config = SynthConfig(resolution=240, width=320, max_objects=6)
-    depth = np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))
-    path = tmp_path / "clevrtex" / "val.lmdb"
-    with LmdbWriter(path) as writer:
-        for start in range(0, records, 25):
-            for image, index_map in zip(*generate(config, "val", start, min(25, records - start))):
-                writer.append({"image": encode_png_rgb(image), "segment": encode_index_map(index_map),
-                               "depth": encode_index_map(depth)})
-    split = LmdbSplit(path, DATASETS.get("clevrtex"), "val")
-    assert split[0]["image"].shape == (3, 256, 256)
-    _measure(benchmark, split)
+@pytest.fixture
+def clevrtex_like(tmp_path, records):
+    return LmdbSplit(write_clevrtex_like(tmp_path / "clevrtex" / "val.lmdb", records), DATASETS.get("clevrtex"), "val")
+
+
+def test_bench_clevrtex_like_320x240_to_256(benchmark, clevrtex_like, one_thread):
+    assert clevrtex_like[0]["image"].shape == (3, 256, 256)
+    benchmark.group = "loader-clevrtex"
+    _measure(benchmark, clevrtex_like)
+
+
+def test_bench_clevrtex_like_reference_reader(benchmark, clevrtex_like, one_thread):
+    reader, keys = clevrtex_like._reader, clevrtex_like._reader.keys
+    first = reference_item(reader.get(keys[0]), 256)
+    assert all(torch.equal(first[k], clevrtex_like[0][k]) for k in ("image", "segment"))
+    benchmark.group = "loader-clevrtex"
+
+    def epoch():
+        for key in keys:
+            reference_item(reader.get(key), 256)
+
+    benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=1)
+    if benchmark.stats:
+        benchmark.extra_info["samples_per_s"] = len(keys) / benchmark.stats.stats.mean
