@@ -216,3 +216,16 @@ TABLES.register("dias-ablation", Table(
     data="synthetic",
     synth=SynthData(),
 ))
+
+TABLES.register("spot-ablation", Table(
+    name="spot-ablation",
+    description="SPOT's stage 1 (as published) against its stage 2 (self-training from stage 1's weights, which the "
+                "authors publish no number of), on the mini-random data and budget (stage 2 trains that budget again "
+                "on top of its stage), seeds 0, 1, 2.",
+    rows=(Row("spot", "synthetic", "spot"), Row("spot-distill", "synthetic", "spot-distill"),
+          *(Row(m, "synthetic", m) for m in ("grid", "single-segment", "colour-kmeans"))),
+    seeds=(0, 1, 2),
+    budget=Budget(steps=synthetic.STEPS, batch_size=synthetic.BATCH_SIZE, gpus=1, minutes=30),
+    data="synthetic",
+    synth=SynthData(),
+))

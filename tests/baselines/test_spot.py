@@ -338,11 +338,11 @@ def test_the_runner_trains_spot_per_seed_under_the_learned_budget_before_spot_di
     from harness.reproduce import Runner, plan, stage_config
     from harness.tables import TABLES, Row
 
-    mini = TABLES.get("mini")
+    mini = TABLES.get("spot-ablation")
     assert "spot" in [r.method for r in mini.rows] and "spot-distill" in [r.method for r in mini.rows]
     runner = Runner(mini, data_dir=tmp_path, results=tmp_path, device="cpu", checkpoints=None, progress=False)
     cells = [c for c in plan(mini, tmp_path)[0] if c.row == Row("spot-distill", "synthetic", "spot-distill")]
     assert [runner.stage_of(c) for c in cells] == [("spot", "synthetic", seed) for seed in mini.seeds]
     config = stage_config(mini, "spot", "synthetic")
     assert (config.train.steps, config.train.batch_size) == (mini.budget.steps, mini.budget.batch_size)
-    assert stage_config(mini, "vqvae-c256", "synthetic").train.steps == mini.budget.stage_steps
+    assert "spot-distill" not in [r.method for r in TABLES.get("mini-random").rows]  # not at the table's budget

@@ -180,7 +180,7 @@ def test_bad_parameters_are_refused(kwargs):
 
 
 def test_synth_command_makes_textured(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(harness.cli, "COMMAND_MODULES", ["harness.data.commands"])
+    monkeypatch.setattr(harness.cli, "VERBS", ("data",))
     code = harness.cli.main(["data", "synth", "--dataset", "textured", "--out", str(tmp_path), "--train", "3",
                              "--val", "2", "--seed", "4"])
     cards = json.loads(capsys.readouterr().out)

@@ -17,6 +17,7 @@ from dias import build
 from dias.configs import NUM_SLOTS
 from dias.model import distillation_loss
 from harness.config import config_hash
+from harness.data import DATASETS
 from harness.errors import HarnessError
 from harness.nn.output import ModelOutput
 from harness.registry import METHODS, create_model, get_config
@@ -129,8 +130,9 @@ def test_full_size_forward_values(full_dias):
 
 def test_registry_has_all_dataset_configs():
     spec = METHODS.get("dias")
-    assert sorted(spec.configs) == ["clevrtex", "coco", "synthetic", "voc"]
-    assert {d: get_config("dias", d).num_slots for d in spec.configs} == NUM_SLOTS
+    assert sorted(spec.configs) == ["clevrtex", "coco", "synthetic", "textured", "voc"]
+    assert {d: get_config("dias", d).num_slots for d in NUM_SLOTS} == NUM_SLOTS
+    assert get_config("dias", "textured").num_slots == DATASETS.get("textured").num_slots
     assert NUM_SLOTS == {"clevrtex": 11, "coco": 7, "voc": 6, "synthetic": SYNTHETIC_SLOTS}
 
 
