@@ -265,6 +265,10 @@ def reproduce(table_name: str, options: ReproduceOptions = ReproduceOptions()):
 
     o = options
     table = TABLES.get(table_name)
+    if table.task == "recognition":
+        from harness.recognition.tables import reproduce_recognition
+
+        return reproduce_recognition(table, o)
     cells, missing = plan(table, o.results, list(o.seeds) if o.seeds else None)
     overrides = list(o.overrides)
     for cell in cells:  # every override problem is reported before anything runs

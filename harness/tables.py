@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from harness.data import SynthConfig, TexturedConfig
+from harness.data.textured import NUM_CLASSES as TEXTURED_CLASSES
 from harness.recipes import pretrained_dinov2 as real
 from harness.recipes import random_vit as synthetic
 from harness.registry import METHODS, Registry, get_config, methods_of_kind
@@ -62,6 +63,25 @@ class SynthData:
 
 
 @dataclass(frozen=True)
+class ProbeRecipe:
+    """What a recognition table fixes for its probes (harness.recognition.tables).
+
+    discovery: the table whose trained models are probed (its <results>/<table>/runs/<label>/seed<S>/weights.pth,
+    same label and seed); None: released checkpoints under --checkpoints (<label>/<seed>-<epoch>.pth).
+    overrides: ProbeConfig fields changed from the authors' recipe ("steps=300"); slot_dim is each method's.
+    pairs: "every step" — the discovery model runs on every probe batch in train mode (the authors'); "once" —
+    each image's pairs are extracted once (train split in train mode, val in eval mode) and the probe trains on
+    them (the CPU budget: no backbone or decoder at every step).
+    protocols: the first trains the probe and all are evaluated on it, each once.
+    """
+
+    discovery: str | None = None
+    overrides: tuple[str, ...] = ()
+    pairs: str = "every step"
+    protocols: tuple[str, ...] = ("smoothsa-v3", "all-objects")
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     description: str
@@ -78,6 +98,10 @@ class Table:
     # Frozen-backbone features computed once per image and backbone and shared by every cell (training included,
     # where the configs' augmentation keeps them exact): under <results>/<table>/features unless --feature-cache.
     cache_features: bool = False
+    # "discovery": cells train or load slot models and evaluate their masks (harness.reproduce); "recognition":
+    # cells train the object-recognition probe on frozen discovery models (harness.recognition.tables, `probe`).
+    task: str = "discovery"
+    probe: ProbeRecipe | None = None
 
 
 TABLES: Registry[Table] = Registry("table")
@@ -223,9 +247,41 @@ TABLES.register("spot-ablation", Table(
                 "authors publish no number of), on the mini-random data and budget (stage 2 trains that budget again "
                 "on top of its stage), seeds 0, 1, 2.",
     rows=(Row("spot", "synthetic", "spot"), Row("spot-distill", "synthetic", "spot-distill"),
-          *(Row(m, "synthetic", m) for m in ("grid", "single-segment", "colour-kmeans"))),
+          *(Row(m, "synthetic", m) for m in methods_of_kind("reference", "synthetic"))),
     seeds=(0, 1, 2),
     budget=Budget(steps=synthetic.STEPS, batch_size=synthetic.BATCH_SIZE, gpus=1, minutes=30),
     data="synthetic",
     synth=SynthData(),
+))
+
+RECOGNITION_METHODS = ("dias", "spot", "dinosaur", "slate", "slotdiffusion")
+TABLES.register("recogn-v3", Table(
+    name="recogn-v3",
+    description="Object recognition on COCO as the SmoothSA/DIAS authors probe it (v3): their MLP probe (10 000 "
+                "steps, batch 32) on the frozen slots of DIAS, SPOT, DINOSAUR, SLATE and SlotDiffusion released "
+                "checkpoints (seeds 42/43/44), trained under smoothsa-v3 and evaluated under smoothsa-v3 and the "
+                "corrected all-objects protocol. The authors publish SPOT and SmoothSA numbers, none for DIAS.",
+    rows=tuple(Row(m, "coco", AUTHORS_LABELS[m].format("coco")) for m in RECOGNITION_METHODS),
+    seeds=(42, 43, 44),
+    protocol="smoothsa-v3",
+    published=("smoothsa_v3_acc-recogn-v3.xlsx@be3ffd2",),
+    task="recognition",
+    probe=ProbeRecipe(),
+))
+
+TABLES.register("recogn-mini", Table(
+    name="recogn-mini",
+    description="Object recognition on the mini table's textured data: the authors' probe (400 steps at batch 32 "
+                "images, pairs extracted once per image) on the frozen slots of every learned method the mini table "
+                "trained (same seeds 0, 1, 2), trained under smoothsa-v3 and evaluated under smoothsa-v3 and "
+                "all-objects, each beside the majority class and mean box of its own training pairs.",
+    rows=tuple(row for row in RegistryRows(real.DATASET) if row.variant == "trained"
+               and METHODS.get(row.method).kind == "learned"),
+    seeds=(0, 1, 2),
+    protocol="smoothsa-v3",
+    data="synthetic",
+    synth=MINI.synth,
+    task="recognition",
+    probe=ProbeRecipe(discovery="mini", pairs="once",
+                      overrides=("steps=400", "warmup_steps=20", f"num_classes={TEXTURED_CLASSES + 1}")),
 ))

@@ -30,6 +30,16 @@ def run(args) -> int:
     from harness.report.text import text_table
     from harness.tables import TABLES
 
+    if TABLES.get(args.table).task == "recognition":
+        from harness.report.recognition import render_recognition, text_recognition
+
+        report = render_recognition(TABLES.get(args.table), args.results, args.out,
+                                    published=args.published is not None,
+                                    published_path=args.published or PUBLISHED_FILE)
+        print(text_recognition(report.content))
+        for path in report.paths.values():
+            print(f"wrote {path}")
+        return 0
     result = render_table(args.table, args.results, args.out, published=args.published is not None,
                           published_path=args.published or PUBLISHED_FILE, allow_mixed=args.allow_mixed,
                           compare=[tuple(pair) for pair in args.compare] if args.compare else None,

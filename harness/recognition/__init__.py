@@ -7,15 +7,22 @@ matched object's class and box (docs/reference.md#object-recognition-probe).
 """
 
 from harness.recognition.probe import (
+    ImagePairs,
     ProbeConfig,
     ProbeInputError,
     ProbeResult,
     RecognitionProbe,
     evaluate_probe,
+    extract_pairs,
+    fit_probe,
     matched_pairs,
     probe_losses,
+    score_pairs,
     train_probe,
+    train_probe_on_pairs,
 )
+from harness.recognition.trivial import PairStatistics, TrivialPredictor
 
-__all__ = ["ProbeConfig", "ProbeInputError", "ProbeResult", "RecognitionProbe", "evaluate_probe", "matched_pairs",
-           "probe_losses", "train_probe"]
+__all__ = ["ImagePairs", "PairStatistics", "ProbeConfig", "ProbeInputError", "ProbeResult", "RecognitionProbe",
+           "TrivialPredictor", "evaluate_probe", "extract_pairs", "fit_probe", "matched_pairs", "probe_losses",
+           "score_pairs", "train_probe", "train_probe_on_pairs"]

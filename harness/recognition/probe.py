@@ -31,6 +31,7 @@ from harness.metrics.recognition import (
     slot_segments,
 )
 from harness.nn.mlp import MLP
+from harness.recognition.trivial import PairStatistics, TrivialPredictor
 from harness.run.evaluate import autocast
 from harness.run.loader import train_loader
 from harness.run.schedules import learning_rate
@@ -88,85 +89,101 @@ def probe_losses(logits, boxes, clazz, bbox, box_weight: float = 1.0) -> dict[st
             "l1": box_weight * F.l1_loss(boxes.float(), bbox.float())}
 
 
-def matched_pairs(model: nn.Module, batch: dict, protocol: RecognitionProtocol, device: torch.device, amp: str):
-    """One batch → the kept pairs' (slots (m,d), clazz (m,), bbox (m,4)), the discovery model run without
-    gradients in whatever mode it is in. Slots come from `out.slots`, masks from `out.masks[protocol.mask]`."""
+def discovery_output(model: nn.Module, batch: dict, device: torch.device, amp: str):
+    """The frozen discovery model's ModelOutput for a batch, without gradients, in whatever mode the model is in
+    (on the batch's cached backbone "feature"s if it has them)."""
     missing = [k for k in ("clazz", "bbox") if k not in batch]
     if missing:
         raise ProbeInputError(f"the probe's batches need {', '.join(missing)}: open the splits with "
                               "open_split(..., extra=('clazz', 'bbox'))")
     images = batch["image"].to(device, non_blocking=True)
-    segment = batch["segment"].to(device)
+    features = batch.get("feature")  # the frozen backbone's cached output (harness.run.feature_cache)
     with torch.no_grad(), autocast(device, amp):
-        out = model(images)
+        return model(images) if features is None else model(images, features=features.to(device))
+
+
+def kept_pairs(out, batch: dict, protocol: RecognitionProtocol):
+    """(Matches, slots (m,d), clazz (m,), bbox (m,4)) of the pairs `protocol` keeps. Slots come from `out.slots`,
+    masks from `out.masks[protocol.mask]`."""
     if out.slots is None or protocol.mask not in out.masks:
         raise ProbeInputError(f"the discovery model must return slots and a {protocol.mask!r} mask for the probe "
                               f"(it returned masks: {', '.join(sorted(out.masks)) or 'none'})")
+    segment = batch["segment"].to(out.slots.device)
     pred = slot_segments(out.masks[protocol.mask].detach(), tuple(segment.shape[1:3]))
     matches = match_objects(pred, segment, protocol)
-    return gather_matched(matches, out.slots.detach().float(), batch["clazz"], batch["bbox"])
+    return (matches, *gather_matched(matches, out.slots.detach().float(), batch["clazz"], batch["bbox"]))
+
+
+def matched_pairs(model: nn.Module, batch: dict, protocol: RecognitionProtocol, device: torch.device, amp: str):
+    """One batch → the kept pairs' (slots (m,d), clazz (m,), bbox (m,4)) (discovery_output, then kept_pairs)."""
+    return kept_pairs(discovery_output(model, batch, device, amp), batch, protocol)[1:]
 
 
 def evaluate_probe(model: nn.Module, probe: RecognitionProbe, dataset: Dataset, *, protocol: str | RecognitionProtocol,
                    batch_size: int = 32, device: str | torch.device = "cpu", amp: str = "fp16",
-                   num_workers: int = 0) -> dict[str, float | int]:
+                   num_workers: int = 0, trivial: TrivialPredictor | None = None):
     """The probe's metrics on `dataset` (items with "clazz" and "bbox"), discovery model and probe in eval mode:
-    {"top1", "top3", "box_iou"} as fractions (micro averages over kept pairs) and "matched" (kept pairs)."""
+    {"top1", "top3", "box_iou"} as fractions (micro averages over kept pairs) and "matched" (kept pairs).
+    With `trivial`: (the probe's metrics, the trivial predictor's on the same pairs)."""
     device = torch.device(device)
     protocol = RECOGNITION_PROTOCOLS.get(protocol) if isinstance(protocol, str) else protocol
     model.eval()
-    probe.eval()
-    tally = RecognitionTally()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate)
-    for batch in loader:
-        slots, clazz, bbox = matched_pairs(model, batch, protocol, device, amp)
+    pairs = (matched_pairs(model, batch, protocol, device, amp) for batch in loader)
+    metrics, baseline = score_pairs(probe, pairs, device=device, amp=amp, trivial=trivial)
+    return metrics if trivial is None else (metrics, baseline)
+
+
+def score_pairs(probe: RecognitionProbe, pairs, *, device: torch.device, amp: str,
+                trivial: TrivialPredictor | None = None) -> tuple[dict, dict | None]:
+    """Tally the probe (eval mode) over batches of kept pairs (slots, clazz, bbox); and, with `trivial`, the
+    trivial predictor on the very same pairs."""
+    probe.eval()
+    tally, baseline = RecognitionTally(), RecognitionTally() if trivial is not None else None
+    for slots, clazz, bbox in pairs:
         with torch.no_grad(), autocast(device, amp):
-            logits, boxes = probe(slots)
+            logits, boxes = probe(slots.to(device))
         tally.add(logits, boxes, clazz, bbox)
-    return tally.result()
+        if baseline is not None:
+            baseline.add(*trivial(len(clazz)), clazz, bbox)
+    return tally.result(), None if baseline is None else baseline.result()
 
 
 @dataclass
 class ProbeResult:
     probe: RecognitionProbe
-    metrics: dict  # evaluate_probe's result on the val split after the last step (the authors' reported value)
+    metrics: dict  # the val split's metrics under the training protocol after the last step (the authors' value)
     record: dict  # config, protocol, seed, steps, skipped steps, the discovery model's modes
+    train_pairs: PairStatistics  # class counts and boxes of every pair the probe was trained on
 
 
-def train_probe(model: nn.Module, train_set: Dataset, val_set: Dataset, config: ProbeConfig | None = None, *,
-                seed: int, device: str | torch.device = "cpu") -> ProbeResult:
-    """Train a fresh probe for `config.steps` steps on `model`'s frozen slots, then evaluate it on `val_set`.
-
-    `model(images) -> ModelOutput` with `.slots` (b,n,config.slot_dim) and `.masks["aggregator"]` (b,n,h,w); its
-    parameters are never updated (they are not given to the optimiser and run without gradients). A batch with
-    no kept pair is skipped (its step counts, as a GradScaler-skipped step of the authors' would).
-    """
-    config = config or ProbeConfig()
-    device = torch.device(device)
-    protocol = RECOGNITION_PROTOCOLS.get(config.protocol)
+def fit_probe(loader, position, pairs_of, config: ProbeConfig, *, seed: int, device: torch.device
+              ) -> tuple[RecognitionProbe, int, int, PairStatistics]:
+    """The authors' optimisation of a fresh probe: `config.steps` steps over `loader`'s batches (epoch after
+    epoch, `position(epoch, 0)` first), each turned into kept pairs by `pairs_of(batch)`; Adam with the lr set
+    from the schedule before every step, no clipping, fp16 autocast + GradScaler on CUDA. A batch with no kept
+    pair is skipped (its step counts, as a GradScaler-skipped step of the authors' would).
+    → (probe, steps, skipped steps, statistics of the pairs trained on)."""
     seed_everything(seed)
     probe = RecognitionProbe(config.slot_dim, config.num_classes, config.hidden, config.dropout).to(device)
-    model.to(device)
     optimizer = torch.optim.Adam(probe.parameters(), lr=0.0)  # lr set from the schedule before every step
     scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16" and device.type == "cuda")
-    loader, position = train_loader(train_set, batch_size=config.batch_size, seed=seed,
-                                    num_workers=config.num_workers, collate_fn=collate)
-
+    seen = PairStatistics(config.num_classes)
     step, epoch, skipped = 0, 0, 0
-    model.train()
     probe.train()
     while step < config.steps:
         position(epoch, 0)
         for batch in loader:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, config)
-            slots, clazz, bbox = matched_pairs(model, batch, protocol, device, config.amp)
+            slots, clazz, bbox = pairs_of(batch)
             step += 1
             if slots.shape[0] == 0:
                 skipped += 1
             else:
+                seen.add(clazz, bbox)
                 with autocast(device, config.amp):
-                    logits, boxes = probe(slots)
+                    logits, boxes = probe(slots.to(device))
                 loss = sum(probe_losses(logits, boxes, clazz.to(device), bbox.to(device), config.box_weight).values())
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -175,10 +192,104 @@ def train_probe(model: nn.Module, train_set: Dataset, val_set: Dataset, config: 
             if step >= config.steps:
                 break
         epoch += 1
+    return probe, step, skipped, seen
 
-    metrics = evaluate_probe(model, probe, val_set, protocol=protocol, batch_size=config.batch_size,
-                             device=device, amp=config.amp, num_workers=config.num_workers)
-    record = {"protocol": protocol.name, "seed": seed, "steps": step, "skipped_steps": skipped,
-              "config": dataclasses.asdict(config),
-              "discovery_mode": {"probe_training": "train", "evaluation": "eval"}, **metrics}
-    return ProbeResult(probe, metrics, record)
+
+def train_probe(model: nn.Module, train_set: Dataset, val_set: Dataset, config: ProbeConfig | None = None, *,
+                seed: int, device: str | torch.device = "cpu", protocols: tuple[str, ...] | None = None
+                ) -> ProbeResult:
+    """Train a fresh probe for `config.steps` steps on `model`'s frozen slots, then evaluate it on `val_set` once
+    under each of `protocols` (default: the training protocol `config.protocol`), beside the trivial predictor of
+    its training pairs (harness.recognition.trivial): record["protocols"] = {name: {"probe", "trivial"}}.
+
+    `model(images) -> ModelOutput` with `.slots` (b,n,config.slot_dim) and `.masks["aggregator"]` (b,n,h,w); its
+    parameters are never updated (they are not given to the optimiser and run without gradients). The discovery
+    model runs on every step's batch in train mode, as the authors'.
+    """
+    config = config or ProbeConfig()
+    device = torch.device(device)
+    protocol = RECOGNITION_PROTOCOLS.get(config.protocol)
+    model.to(device)
+    loader, position = train_loader(train_set, batch_size=config.batch_size, seed=seed,
+                                    num_workers=config.num_workers, collate_fn=collate)
+    model.train()
+    probe, steps, skipped, seen = fit_probe(
+        loader, position, lambda batch: matched_pairs(model, batch, protocol, device, config.amp), config,
+        seed=seed, device=device)
+    scores = {}
+    for name in protocols or (protocol.name,):
+        metrics, baseline = evaluate_probe(model, probe, val_set, protocol=name, batch_size=config.batch_size,
+                                           device=device, amp=config.amp, num_workers=config.num_workers,
+                                           trivial=seen.predictor())
+        scores[name] = {"probe": metrics, "trivial": baseline}
+    metrics = scores[protocol.name]["probe"] if protocol.name in scores else None
+    record = {"protocol": protocol.name, "seed": seed, "steps": steps, "skipped_steps": skipped,
+              "config": dataclasses.asdict(config), "pairs": "every step", "train_pairs": seen.pairs,
+              "discovery_mode": {"probe_training": "train", "evaluation": "eval"}, "protocols": scores,
+              **(metrics or {})}
+    return ProbeResult(probe, metrics, record, seen)
+
+
+class ImagePairs(Dataset):
+    """The kept pairs of each image of a split, extracted once: item i = (slots (k,d), clazz (k,), bbox (k,4))."""
+
+    def __init__(self, items: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        return self.items[index]
+
+    @property
+    def pairs(self) -> int:
+        return sum(len(c) for _, c, _ in self.items)
+
+
+def concat_pairs(items) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A batch of ImagePairs items → their pairs concatenated (the authors' batch: all kept pairs of its images)."""
+    slots, clazz, bbox = zip(*items)
+    return torch.cat(slots), torch.cat(clazz), torch.cat(bbox)
+
+
+def extract_pairs(model: nn.Module, dataset: Dataset, protocols, *, train_mode: bool, batch_size: int = 32,
+                  device: str | torch.device = "cpu", amp: str = "off") -> dict[str, ImagePairs]:
+    """Run the frozen discovery model once over `dataset` (in train or eval mode) and keep, per protocol, each
+    image's matched pairs: {protocol name: ImagePairs}. One forward serves every protocol (they differ only in
+    which matches they keep)."""
+    device = torch.device(device)
+    protocols = [RECOGNITION_PROTOCOLS.get(p) if isinstance(p, str) else p for p in protocols]
+    model.to(device).train(train_mode)
+    out: dict[str, list] = {p.name: [] for p in protocols}
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+        output = discovery_output(model, batch, device, amp)
+        for protocol in protocols:
+            matches, slots, clazz, bbox = kept_pairs(output, batch, protocol)
+            image = matches.image.to(slots.device)
+            for i in range(batch["image"].shape[0]):
+                keep = image == i
+                out[protocol.name].append((slots[keep].cpu(), clazz[keep].cpu(), bbox[keep].cpu()))
+    return {name: ImagePairs(items) for name, items in out.items()}
+
+
+def train_probe_on_pairs(train_pairs: ImagePairs, val_pairs: dict[str, ImagePairs], config: ProbeConfig, *,
+                         seed: int, device: str | torch.device = "cpu") -> tuple[RecognitionProbe, dict, PairStatistics]:
+    """The authors' optimisation on pairs extracted once (extract_pairs): batches of `config.batch_size` images'
+    pairs, the same schedule and steps, then the probe scored on each protocol's val pairs, beside the trivial
+    predictor of the pairs it was trained on. → (probe, record, training-pair statistics); record["protocols"]
+    = {protocol: {"probe": metrics, "trivial": metrics}}."""
+    device = torch.device(device)
+    loader, position = train_loader(train_pairs, batch_size=config.batch_size, seed=seed, num_workers=0,
+                                    collate_fn=concat_pairs)
+    probe, steps, skipped, seen = fit_probe(loader, position, lambda batch: batch, config, seed=seed, device=device)
+    trivial = seen.predictor()
+    scores = {}
+    for name, pairs in val_pairs.items():
+        batches = (concat_pairs([pairs[i] for i in range(j, min(j + config.batch_size, len(pairs)))])
+                   for j in range(0, len(pairs), config.batch_size))
+        metrics, baseline = score_pairs(probe, batches, device=device, amp=config.amp, trivial=trivial)
+        scores[name] = {"probe": metrics, "trivial": baseline}
+    record = {"seed": seed, "steps": steps, "skipped_steps": skipped, "config": dataclasses.asdict(config),
+              "pairs": "extracted once", "train_pairs": train_pairs.pairs, "protocols": scores}
+    return probe, record, seen

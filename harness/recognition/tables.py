@@ -1,0 +1,202 @@
+"""`reproduce --table recogn-*`: the object-recognition probe on every (discovery model, seed) cell of a
+recognition table (`Table.task == "recognition"`, its `ProbeRecipe`), then the report.
+
+A cell is a row's discovery model for one seed — a released checkpoint (`--checkpoints DIR`, the release layout
+`<label>/<seed>-<epoch>.pth`) or the trained weights of the table the recipe names (`<results>/<table>/runs/<label>/
+seed<S>/weights.pth`) — and a probe trained with that seed under the recipe's first protocol, evaluated once under
+each of its protocols beside the trivial predictor of its own training pairs. Its record (schema `RECORD_SCHEMA`)
+is written atomically; a rerun does only the cells without one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from harness.config import apply_overrides, config_hash, to_dict
+from harness.data import open_split
+from harness.errors import HarnessError
+from harness.io import atomic_write_text
+from harness.recognition.probe import ProbeConfig, extract_pairs, train_probe, train_probe_on_pairs
+from harness.registry import get_config
+from harness.run.identity import device_description, file_sha256, versions
+from harness.tables import TABLES, Row, Table
+
+RECORD_SCHEMA = "harness.recognition/1"
+PROBE_PREFIX = "probe."  # `--set probe.steps=2`: a ProbeConfig field
+EXTRA = ("clazz", "bbox")
+
+
+@dataclass(frozen=True)
+class ProbeCell:
+    table: Table
+    row: Row
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.row.label}-{self.seed}"
+
+    def record_path(self, results: Path) -> Path:
+        return results / self.table.name / self.row.label / f"seed{self.seed}.json"
+
+
+def probe_overrides(overrides) -> list[str]:
+    """The `--set` overrides of a recognition table: only `probe.FIELD=VALUE` (the discovery models are fixed by
+    their checkpoints)."""
+    wrong = [o for o in overrides if not o.startswith(PROBE_PREFIX)]
+    if wrong:
+        raise HarnessError(f"--set {wrong[0]}: a recognition table takes only probe.FIELD=VALUE overrides (fields of "
+                           f"ProbeConfig: {', '.join(f.name for f in dataclasses.fields(ProbeConfig))})")
+    return [o[len(PROBE_PREFIX):] for o in overrides]
+
+
+def discovery_table(table: Table) -> Table | None:
+    return TABLES.get(table.probe.discovery) if table.probe.discovery else None
+
+
+def discovery_config(table: Table, row: Row):
+    """The config the row's discovery model was made with: the discovery table's cell config (its budget), or the
+    method's own config for released checkpoints."""
+    from harness.reproduce import cell_config
+
+    source = discovery_table(table)
+    return cell_config(source, row) if source is not None else get_config(row.method, row.dataset)
+
+
+def probe_config(table: Table, row: Row, overrides=()) -> ProbeConfig:
+    """The authors' recipe, the table's changes, the command line's, with the discovery model's slot width."""
+    config = ProbeConfig(slot_dim=discovery_config(table, row).slot_dim)
+    return apply_overrides(config, [*table.probe.overrides, *probe_overrides(overrides)])
+
+
+def discovery_weights(cell: ProbeCell, results: Path, checkpoints: Path | None) -> Path:
+    from harness.reproduce import Cell, ReproduceError, find_release_checkpoint
+    from harness.run.train import WEIGHTS
+
+    source = discovery_table(cell.table)
+    if source is None:
+        if checkpoints is None:
+            raise ReproduceError(f"table {cell.table.name!r} probes released checkpoints: pass --checkpoints DIR "
+                                 "(<label>/<seed>-<epoch>.pth)")
+        folder = checkpoints / cell.row.label
+        if not any(re.fullmatch(rf"{cell.seed}-\d+\.pth", p.name) for p in folder.glob(f"{cell.seed}-*.pth")):
+            raise ReproduceError(f"no checkpoint for {cell.name}: expected {folder}/{cell.seed}-<epoch>.pth")
+        return find_release_checkpoint(checkpoints, Cell(cell.table, cell.row, cell.seed))
+    weights = Cell(source, cell.row, cell.seed).run_dir(results) / WEIGHTS
+    if not weights.is_file():
+        raise ReproduceError(f"no trained model for {cell.name}: expected {weights}")
+    return weights
+
+
+def check_weights(cells: list[ProbeCell], results: Path, checkpoints: Path | None) -> dict[str, Path]:
+    """Every cell's discovery weights, or one error listing each missing one (and what makes them)."""
+    from harness.reproduce import ReproduceError
+
+    found, problems = {}, []
+    for cell in cells:
+        try:
+            found[cell.name] = discovery_weights(cell, results, checkpoints)
+        except ReproduceError as e:
+            problems.append(str(e))
+    if problems:
+        source = discovery_table(cells[0].table)
+        how = (f"train them with `python -m harness reproduce --table {source.name} --results {results}`"
+               if source is not None else "the authors publish them at "
+                                          "https://github.com/Genera1Z/DIAS/releases/tag/archive-dias")
+        head = f"table {cells[0].table.name!r} is missing {len(problems)} discovery model(s):"
+        raise ReproduceError("\n".join([head, *(f"  {p}" for p in problems), how]))
+    return found
+
+
+def splits(table: Table, config, data_dir: Path, model, device: torch.device, results: Path):
+    """(train, val) splits with classes and boxes; with "once" pairs and a discovery table that caches features,
+    on its cached backbone features (the same files its training wrote)."""
+    from harness.run.feature_cache import frozen_backbone
+    from harness.run.train_data import cached_view
+
+    train_mode = table.probe.pairs == "every step"  # the authors' random train transform
+    train = open_split(data_dir, config.dataset, "train", train=train_mode, extra=EXTRA)
+    val = open_split(data_dir, config.dataset, "val", extra=EXTRA)
+    source = discovery_table(table)
+    if not train_mode and source is not None and source.cache_features:
+        backbone = frozen_backbone(model)
+        if backbone is not None:
+            cache = results / source.name / "features"
+            train, val = (cached_view(s, config, backbone, cache, device) for s in (train, val))
+    return train, val
+
+
+def run_cell(cell: ProbeCell, *, data_dir: Path, weights: Path, results: Path, device: str, overrides=()) -> dict:
+    from harness.run.train import load_trained
+
+    table, device = cell.table, torch.device(device)
+    config = discovery_config(table, cell.row)
+    probe = probe_config(table, cell.row, overrides)
+    protocols = table.probe.protocols
+    probe = dataclasses.replace(probe, protocol=protocols[0])
+    started = time.perf_counter()
+    model = load_trained(config, weights, device)
+    train, val = splits(table, config, data_dir, model, device, results)
+    if table.probe.pairs == "once":
+        train_pairs = extract_pairs(model, train, protocols[:1], train_mode=True, batch_size=probe.batch_size,
+                                    device=device, amp=config.eval.amp)[protocols[0]]
+        val_pairs = extract_pairs(model, val, protocols, train_mode=False, batch_size=probe.batch_size,
+                                  device=device, amp=config.eval.amp)
+        _, run, seen = train_probe_on_pairs(train_pairs, val_pairs, probe, seed=cell.seed, device=device)
+    else:
+        result = train_probe(model, train, val, probe, seed=cell.seed, device=device, protocols=protocols)
+        run, seen = result.record, result.train_pairs
+    identity = {"table": table.name, "label": cell.row.label, "method": cell.row.method,
+                "dataset": cell.row.dataset, "seed": cell.seed, "protocols": list(protocols),
+                "train_protocol": protocols[0], "pairs": table.probe.pairs, "probe_config": to_dict(probe),
+                "probe_config_hash": config_hash(probe),
+                "discovery": {"path": str(weights), "sha256": file_sha256(weights), "config_hash": config_hash(config)},
+                "data_card": {"train": train.card, "val": val.card}, "versions": versions(),
+                "device": device_description(device)}
+    record = {"schema": RECORD_SCHEMA, "identity": identity, "protocols": run["protocols"],
+              "training": {"steps": run["steps"], "skipped_steps": run["skipped_steps"], **seen.describe()},
+              "cost": {"seconds": time.perf_counter() - started}}
+    atomic_write_text(cell.record_path(results), json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def reproduce_recognition(table: Table, options):
+    """`reproduce` for a recognition table (`options`: harness.reproduce.ReproduceOptions; cells run here, one at
+    a time). Returns the report's RenderResult."""
+    from harness.report.recognition import render_recognition, text_recognition
+    from harness.reproduce import ensure_data
+
+    o = options
+    cells = [ProbeCell(table, row, s) for row in table.rows for s in (o.seeds or table.seeds)]
+    for cell in cells:  # every override problem before anything runs
+        probe_config(table, cell.row, o.overrides)
+    missing = [c for c in cells if not c.record_path(o.results).is_file()]
+    source = discovery_table(table)
+    if source is None:  # real data: the files first, as the discovery tables list them, then the checkpoints
+        data_dir = ensure_data(table, o.data_dir, need_train=True) if missing else o.data_dir
+        weights = check_weights(missing, o.results, o.checkpoints) if missing else {}
+    else:  # the discovery table's models first: without them its data says nothing
+        weights = check_weights(missing, o.results, o.checkpoints) if missing else {}
+        data_dir = ensure_data(source, o.data_dir, need_train=True) if missing else o.data_dir
+    print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run",
+          flush=True)
+    started = time.perf_counter()
+    for i, cell in enumerate(missing, 1):
+        record = run_cell(cell, data_dir=data_dir, weights=weights[cell.name], results=o.results, device=o.device,
+                          overrides=o.overrides)
+        ours = record["protocols"][table.probe.protocols[0]]["probe"]
+        print(f"[{i}/{len(missing)}] {cell.name}: top1 {100 * ours['top1']:.1f}  top3 {100 * ours['top3']:.1f}  "
+              f"box IoU {100 * ours['box_iou']:.1f}  matched {ours['matched']}  "
+              f"({time.perf_counter() - started:.0f}s)", flush=True)
+    result = render_recognition(table, o.results, o.out_dir, published=bool(table.published))
+    print(text_recognition(result.content))
+    for path in result.paths.values():
+        print(f"wrote {path}")
+    return result
