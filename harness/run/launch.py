@@ -106,12 +106,24 @@ def local_jobs(requested: int | None, *, device: str, jobs: int) -> int:
 WORKER_SLOT: int | None = None
 
 
+def die_with_parent() -> None:
+    """Linux: the kernel sends this process SIGTERM when its parent dies, so a killed `reproduce` (kill, OOM, a
+    closed terminal) leaves no worker training on in the background into run directories that a rerun will use."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def init_worker(threads: int, started) -> None:
-    """A pool worker: its share of the cores, and its own line for progress bars (so parallel cells' bars do not
-    overwrite each other)."""
+    """A pool worker: dies with the pool's process, its share of the cores, and its own line for progress bars (so
+    parallel cells' bars do not overwrite each other)."""
     import torch
 
     global WORKER_SLOT
+    die_with_parent()
     torch.set_num_threads(threads)
     with started.get_lock():
         WORKER_SLOT, started.value = started.value, started.value + 1

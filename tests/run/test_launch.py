@@ -280,3 +280,37 @@ def test_a_preempted_job_is_requeued_and_resumes(tmp_path, importable):
     run_json = json.loads((cell.run_dir(tmp_path / "requeued") / "run.json").read_text())
     assert 10 <= run_json["resumed_from"] < 40 and run_json["steps"] == 40
     assert record["per_image"] == straight["per_image"] and record["means"] == straight["means"]
+
+
+def test_pool_workers_die_with_a_killed_parent(tmp_path):
+    """kill -9 of `reproduce` must not leave its workers training on (into run directories a rerun will use)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, time\n"
+        "from harness.run.launch import Job, LocalPool\n"
+        "def work(path):\n"
+        "    open(path, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        f"    list(LocalPool(1, threads=1).run([Job('sleeper', work, ({str(tmp_path / 'pid')!r},))]))\n")
+    (tmp_path / "parent.py").write_text(script)
+    parent = subprocess.Popen([sys.executable, str(tmp_path / "parent.py")], cwd=Path(__file__).parents[2])
+    for _ in range(600):
+        if (tmp_path / "pid").is_file() and (tmp_path / "pid").read_text():
+            break
+        time.sleep(0.1)
+    worker = int((tmp_path / "pid").read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the pool worker outlived its killed parent")
