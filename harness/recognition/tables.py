@@ -11,6 +11,7 @@ is written atomically; a rerun does only the cells without one.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -168,10 +169,11 @@ def run_cell(cell: ProbeCell, *, data_dir: Path, weights: Path, results: Path, d
 
 
 def reproduce_recognition(table: Table, options):
-    """`reproduce` for a recognition table (`options`: harness.reproduce.ReproduceOptions; cells run here, one at
-    a time). Returns the report's RenderResult."""
+    """`reproduce` for a recognition table (`options`: harness.reproduce.ReproduceOptions; locally `jobs` cells at
+    a time, as the discovery tables). Returns the report's RenderResult."""
     from harness.report.recognition import render_recognition, text_recognition
     from harness.reproduce import ensure_data
+    from harness.run.launch import Job, local_jobs, make_executor
 
     o = options
     cells = [ProbeCell(table, row, s) for row in table.rows for s in (o.seeds or table.seeds)]
@@ -185,12 +187,18 @@ def reproduce_recognition(table: Table, options):
     else:  # the discovery table's models first: without them its data says nothing
         weights = check_weights(missing, o.results, o.checkpoints) if missing else {}
         data_dir = ensure_data(source, o.data_dir, need_train=True) if missing else o.data_dir
-    print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run",
+    processes = local_jobs(o.jobs, device=o.device, jobs=len(missing)) if o.executor == "local" else 1
+    launcher = make_executor(o.executor, folder=o.results / table.name / "jobs", device=o.device, slurm=o.slurm,
+                             name=f"harness-{table.name}", processes=processes)
+    at_once = f", {processes} at a time" if processes > 1 else ""
+    print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run{at_once}",
           flush=True)
     started = time.perf_counter()
-    for i, cell in enumerate(missing, 1):
-        record = run_cell(cell, data_dir=data_dir, weights=weights[cell.name], results=o.results, device=o.device,
-                          overrides=o.overrides)
+    jobs = [Job(cell.name, functools.partial(run_cell, data_dir=data_dir, weights=weights[cell.name],
+                                             results=o.results, device=o.device, overrides=o.overrides), (cell,))
+            for cell in missing]
+    for i, (job, record) in enumerate(launcher.run(jobs), 1):
+        cell = job.args[0]
         ours = record["protocols"][table.probe.protocols[0]]["probe"]
         print(f"[{i}/{len(missing)}] {cell.name}: top1 {100 * ours['top1']:.1f}  top3 {100 * ours['top3']:.1f}  "
               f"box IoU {100 * ours['box_iou']:.1f}  matched {ours['matched']}  "
