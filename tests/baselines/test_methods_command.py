@@ -38,10 +38,11 @@ def test_parameter_counts_equal_the_authors_checkpoints(rows, reference_dir):
 
 def test_rows_describe_kinds_masks_stages(rows):
     assert set(rows) == set(METHODS.names())
-    assert {n for n, r in rows.items() if r["kind"] == "reference"} == {"grid", "single-segment", "colour-kmeans"}
+    assert {n for n, r in rows.items() if r["kind"] == "reference"} == {"grid", "single-segment", "colour-kmeans",
+                                                                          "dinov2-kmeans"}
     assert (rows["slate"]["stage"], rows["slotdiffusion"]["stage"]) == ("vqvae-c256", "vqvae-c4")
     assert rows["dinosaur"]["mask"] == "decoder" and rows["slate"]["mask"] == "aggregator"
-    assert rows["dinosaur"]["slots"] == f"11/7/6/{synthetic.SLOTS}" and rows["sa"]["steps"] == 50_000
+    assert rows["dinosaur"]["slots"] == f"11/7/6/{synthetic.SLOTS}/11" and rows["sa"]["steps"] == 50_000
     assert rows["grid"]["params"] == 0
 
 
@@ -57,5 +58,6 @@ def test_cli_prints_the_table(capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == list(method_table.COLUMNS)
-    assert re.search(rf"^slotdiffusion\s+learned\s+clevrtex,coco,voc,synthetic\s+11/7/6/{synthetic.SLOTS}\s+50,000\s+32\s+"
+    assert re.search(rf"^slotdiffusion\s+learned\s+clevrtex,coco,voc,synthetic,textured\s+11/7/6/{synthetic.SLOTS}/11"
+                     r"\s+50,000\s+32\s+"
                      r"159,529,096", out, re.M)  # COCO's 159,529,608 less one slot's mean and logstd

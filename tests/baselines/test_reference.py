@@ -100,7 +100,7 @@ def test_kmeans_xy_weight_splits_a_flat_image_spatially():
 @pytest.mark.parametrize("name", ["grid", "single-segment", "colour-kmeans"])
 def test_registered_as_reference_for_every_dataset(name):
     spec = METHODS.get(name)
-    assert spec.kind == "reference" and set(spec.configs) == {"clevrtex", "coco", "voc", "synthetic"}
+    assert spec.kind == "reference" and set(spec.configs) == {"clevrtex", "coco", "voc", "synthetic", "textured"}
     assert get_config(name, "clevrtex").num_slots == {"grid": 12, "single-segment": 1, "colour-kmeans": 11}[name]
     assert get_config(name, "clevrtex").eval.mask == "decoder"
     assert not list(create_model(name, "voc").parameters())
