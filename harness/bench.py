@@ -48,7 +48,7 @@ from harness.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from harness.errors import HarnessError
 from harness.metrics import DEFAULT_PROTOCOL, attention_to_segments, segmentation_metrics
 from harness.nn.dinov2 import DinoV2Backbone
-from harness.registry import METHODS, get_config, methods_of_kind
+from harness.registry import get_config, methods_of_kind
 from harness.run.evaluate import autocast, evaluate
 from harness.run.feature_cache import autocast_in_effect, frozen_backbone, use_feature_cache
 from harness.run.identity import device_description

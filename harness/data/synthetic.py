@@ -40,6 +40,15 @@ _SHADE = 0.55  # the second colour of a texture: the object colour darkened
 _CHUNK_PIXELS = 1 << 21  # pixels drawn at once
 
 
+def check_objects(config) -> None:
+    """The object-count and radius fields every generator config has: at most 254 objects (uint8 index maps with 0
+    for the background), radii positive and ordered."""
+    if not 1 <= config.min_objects <= config.max_objects <= 254:
+        raise ValueError(f"need 1 ≤ min_objects ≤ max_objects ≤ 254, got {config.min_objects}, {config.max_objects}")
+    if not 0 < config.min_radius <= config.max_radius:
+        raise ValueError(f"need 0 < min_radius ≤ max_radius, got {config.min_radius}, {config.max_radius}")
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """Generator parameters; all of them are recorded in the file's `__meta__` and shown on its data card.
@@ -59,10 +68,7 @@ class SynthConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not 1 <= self.min_objects <= self.max_objects <= 254:
-            raise ValueError(f"need 1 ≤ min_objects ≤ max_objects ≤ 254, got {self.min_objects}, {self.max_objects}")
-        if not 0 < self.min_radius <= self.max_radius:
-            raise ValueError(f"need 0 < min_radius ≤ max_radius, got {self.min_radius}, {self.max_radius}")
+        check_objects(self)
         if self.resolution < 4 or (self.width is not None and self.width < 4):
             raise ValueError(f"images must be at least 4 pixels a side, got {self.resolution}×{self.width}")
 

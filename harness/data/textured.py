@@ -32,7 +32,7 @@ import numpy as np
 from harness.data.codec import encode_index_map, encode_png_rgb
 from harness.data.lmdb_io import LmdbWriter
 from harness.data.paths import split_path
-from harness.data.synthetic import SPLIT_IDS
+from harness.data.synthetic import SPLIT_IDS, check_objects
 
 GENERATOR_VERSION = 1
 SHAPES = ("circle", "square", "triangle")
@@ -69,10 +69,7 @@ class TexturedConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if not 1 <= self.min_objects <= self.max_objects <= 254:
-            raise ValueError(f"need 1 ≤ min_objects ≤ max_objects ≤ 254, got {self.min_objects}, {self.max_objects}")
-        if not 0 < self.min_radius <= self.max_radius:
-            raise ValueError(f"need 0 < min_radius ≤ max_radius, got {self.min_radius}, {self.max_radius}")
+        check_objects(self)
         if not 0 < self.min_period <= self.max_period:
             raise ValueError(f"need 0 < min_period ≤ max_period, got {self.min_period}, {self.max_period}")
         if not 0 < self.background_period[0] <= self.background_period[1]:

@@ -15,7 +15,6 @@ import functools
 import json
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,26 +25,13 @@ from harness.errors import HarnessError
 from harness.io import atomic_write_text
 from harness.recognition.probe import ProbeConfig, extract_pairs, train_probe, train_probe_on_pairs
 from harness.registry import get_config
+from harness.reproduce import Cell
 from harness.run.identity import device_description, file_sha256, versions
 from harness.tables import TABLES, Row, Table
 
 RECORD_SCHEMA = "harness.recognition/1"
 PROBE_PREFIX = "probe."  # `--set probe.steps=2`: a ProbeConfig field
 EXTRA = ("clazz", "bbox")
-
-
-@dataclass(frozen=True)
-class ProbeCell:
-    table: Table
-    row: Row
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.row.label}-{self.seed}"
-
-    def record_path(self, results: Path) -> Path:
-        return results / self.table.name / self.row.label / f"seed{self.seed}.json"
 
 
 def probe_overrides(overrides) -> list[str]:
@@ -77,7 +63,7 @@ def probe_config(table: Table, row: Row, overrides=()) -> ProbeConfig:
     return apply_overrides(config, [*table.probe.overrides, *probe_overrides(overrides)])
 
 
-def discovery_weights(cell: ProbeCell, results: Path, checkpoints: Path | None) -> Path:
+def discovery_weights(cell: Cell, results: Path, checkpoints: Path | None) -> Path:
     from harness.reproduce import Cell, ReproduceError, find_release_checkpoint
     from harness.run.train import WEIGHTS
 
@@ -96,7 +82,7 @@ def discovery_weights(cell: ProbeCell, results: Path, checkpoints: Path | None) 
     return weights
 
 
-def check_weights(cells: list[ProbeCell], results: Path, checkpoints: Path | None) -> dict[str, Path]:
+def check_weights(cells: list[Cell], results: Path, checkpoints: Path | None) -> dict[str, Path]:
     """Every cell's discovery weights, or one error listing each missing one (and what makes them)."""
     from harness.reproduce import ReproduceError
 
@@ -134,7 +120,7 @@ def splits(table: Table, config, data_dir: Path, model, device: torch.device, re
     return train, val
 
 
-def run_cell(cell: ProbeCell, *, data_dir: Path, weights: Path, results: Path, device: str, overrides=()) -> dict:
+def run_cell(cell: Cell, *, data_dir: Path, weights: Path, results: Path, device: str, overrides=()) -> dict:
     from harness.run.train import load_trained
 
     table, device = cell.table, torch.device(device)
@@ -176,7 +162,7 @@ def reproduce_recognition(table: Table, options):
     from harness.run.launch import Job, local_jobs, make_executor
 
     o = options
-    cells = [ProbeCell(table, row, s) for row in table.rows for s in (o.seeds or table.seeds)]
+    cells = [Cell(table, row, s) for row in table.rows for s in (o.seeds or table.seeds)]
     for cell in cells:  # every override problem before anything runs
         probe_config(table, cell.row, o.overrides)
     missing = [c for c in cells if not c.record_path(o.results).is_file()]

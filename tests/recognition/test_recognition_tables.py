@@ -12,7 +12,8 @@ from harness.cli import main
 from harness.data import TexturedConfig
 from harness.data.textured import NUM_CLASSES
 from harness.recognition import PairStatistics
-from harness.recognition.tables import ProbeCell, probe_config
+from harness.recognition.tables import probe_config
+from harness.reproduce import Cell
 from harness.tables import TABLES, Budget, ProbeRecipe, Row, SynthData, Table
 
 TINY_TRAIN = ["train.warmup_steps=1", "train.val_interval=4", "train.num_workers=0", "train.val_limit=4",
@@ -162,6 +163,6 @@ def test_a_tiny_recognition_table_end_to_end(discovery_results, pairs, capsys):
 
 
 def test_probe_cell_record_path():
-    cell = ProbeCell(TABLES.get("recogn-v3"), TABLES.get("recogn-v3").rows[0], 42)
+    cell = Cell(TABLES.get("recogn-v3"), TABLES.get("recogn-v3").rows[0], 42)
     assert cell.name == "dias_r-coco-42"
     assert str(cell.record_path(__import__("pathlib").Path("r"))) == "r/recogn-v3/dias_r-coco/seed42.json"
