@@ -27,6 +27,7 @@ from harness.recognition.probe import ProbeConfig, extract_pairs, train_probe, t
 from harness.registry import get_config
 from harness.reproduce import Cell
 from harness.run.identity import device_description, file_sha256, versions
+from harness.run.seeding import derive_seed, seed_everything
 from harness.tables import TABLES, Row, Table
 
 RECORD_SCHEMA = "harness.recognition/1"
@@ -129,6 +130,9 @@ def run_cell(cell: Cell, *, data_dir: Path, weights: Path, results: Path, device
     protocols = table.probe.protocols
     probe = dataclasses.replace(probe, protocol=protocols[0])
     started = time.perf_counter()
+    # the discovery model samples slot noise while pairs are extracted: seeded per cell, so that a cell's numbers do
+    # not depend on which cells a worker process ran before it (the authors' evaluation is unseeded)
+    seed_everything(derive_seed("recognition", cell.seed))
     model = load_trained(config, weights, device)
     train, val = splits(table, config, data_dir, model, device, results)
     if table.probe.pairs == "once":

@@ -166,3 +166,30 @@ def test_probe_cell_record_path():
     cell = Cell(TABLES.get("recogn-v3"), TABLES.get("recogn-v3").rows[0], 42)
     assert cell.name == "dias_r-coco-42"
     assert str(cell.record_path(__import__("pathlib").Path("r"))) == "r/recogn-v3/dias_r-coco/seed42.json"
+
+
+def test_a_probe_cell_does_not_depend_on_what_ran_before_it_in_its_process(tmp_path, monkeypatch):
+    """Cells share pool workers: the random state a cell finds must not change its numbers."""
+    import random
+
+    import harness.run.train as run_train
+    from harness.recognition.tables import run_cell
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def spy(*args, **kwargs):  # the first thing the cell does after seeding: record the streams and stop
+        seen.append((torch.rand(1).item(), random.random()))
+        raise Stop
+
+    monkeypatch.setattr(run_train, "load_trained", spy)
+    table = TABLES.get("recogn-mini")
+    for disturbance in (1, 2):
+        torch.manual_seed(disturbance)
+        random.seed(disturbance)
+        with pytest.raises(Stop):
+            run_cell(Cell(table, table.rows[0], 0), data_dir=tmp_path, weights=tmp_path / "w.pth", results=tmp_path,
+                     device="cpu")
+    assert len(seen) == 2 and seen[0] == seen[1]
