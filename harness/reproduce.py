@@ -235,6 +235,17 @@ def resources(table: Table, *, trains: bool, device: str, gpus: int | None, minu
                      minutes=table.budget.minutes if minutes is None else minutes)
 
 
+def cell_launcher(table: Table, options: "ReproduceOptions", *, cells: int, missing: int):
+    """The executor that runs a table's missing cells (locally `options.jobs` at a time, default one per core on
+    CPU), after announcing what will run."""
+    o = options
+    processes = local_jobs(o.jobs, device=o.device, jobs=missing) if o.executor == "local" else 1
+    at_once = f", {processes} at a time" if processes > 1 else ""
+    print(f"table {table.name}: {cells} cells, {cells - missing} done, {missing} to run{at_once}", flush=True)
+    return make_executor(o.executor, folder=o.results / table.name / "jobs", device=o.device, slurm=o.slurm,
+                         name=f"harness-{table.name}", processes=processes)
+
+
 @dataclass(frozen=True)
 class ReproduceOptions:
     """How to run a table: where data, results and reports live, train or evaluate releases, on what, and where
@@ -283,16 +294,11 @@ def reproduce(table_name: str, options: ReproduceOptions = ReproduceOptions()):
                 f"{o.results / table.name / 'runs'}, use another --results directory, or --allow-mixed to reuse them")
         print(f"reusing {len(stale)} record(s) made with another config (--allow-mixed):\n  {listing}", flush=True)
     data_dir = ensure_data(table, o.data_dir, need_train=o.checkpoints is None and any(c.trains for c in missing))
-    processes = local_jobs(o.jobs, device=o.device, jobs=len(missing)) if o.executor == "local" else 1
     feature_cache = o.feature_cache or (o.results / table.name / "features" if table.cache_features else None)
     runner = Runner(table, data_dir=data_dir, results=o.results, device=o.device, checkpoints=o.checkpoints,
                     overrides=overrides, progress=o.progress and o.executor == "local",
                     feature_cache=feature_cache)
-    launcher = make_executor(o.executor, folder=o.results / table.name / "jobs", device=o.device, slurm=o.slurm,
-                             name=f"harness-{table.name}", processes=processes)
-    at_once = f", {processes} at a time" if processes > 1 else ""
-    print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run{at_once}",
-          flush=True)
+    launcher = cell_launcher(table, o, cells=len(cells), missing=len(missing))
     started = time.perf_counter()
     budget = dict(device=o.device, gpus=o.gpus, minutes=o.minutes, cpus=o.cpus)
     stages = sorted({key for key in map(runner.stage_of, missing) if key is not None})

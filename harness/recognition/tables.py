@@ -162,8 +162,8 @@ def reproduce_recognition(table: Table, options):
     """`reproduce` for a recognition table (`options`: harness.reproduce.ReproduceOptions; locally `jobs` cells at
     a time, as the discovery tables). Returns the report's RenderResult."""
     from harness.report.recognition import render_recognition, text_recognition
-    from harness.reproduce import ensure_data
-    from harness.run.launch import Job, local_jobs, make_executor
+    from harness.reproduce import cell_launcher, ensure_data
+    from harness.run.launch import Job
 
     o = options
     cells = [Cell(table, row, s) for row in table.rows for s in (o.seeds or table.seeds)]
@@ -177,12 +177,7 @@ def reproduce_recognition(table: Table, options):
     else:  # the discovery table's models first: without them its data says nothing
         weights = check_weights(missing, o.results, o.checkpoints) if missing else {}
         data_dir = ensure_data(source, o.data_dir, need_train=True) if missing else o.data_dir
-    processes = local_jobs(o.jobs, device=o.device, jobs=len(missing)) if o.executor == "local" else 1
-    launcher = make_executor(o.executor, folder=o.results / table.name / "jobs", device=o.device, slurm=o.slurm,
-                             name=f"harness-{table.name}", processes=processes)
-    at_once = f", {processes} at a time" if processes > 1 else ""
-    print(f"table {table.name}: {len(cells)} cells, {len(cells) - len(missing)} done, {len(missing)} to run{at_once}",
-          flush=True)
+    launcher = cell_launcher(table, o, cells=len(cells), missing=len(missing))
     started = time.perf_counter()
     jobs = [Job(cell.name, functools.partial(run_cell, data_dir=data_dir, weights=weights[cell.name],
                                              results=o.results, device=o.device, overrides=o.overrides), (cell,))
