@@ -48,12 +48,13 @@ from harness.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from harness.errors import HarnessError
 from harness.metrics import DEFAULT_PROTOCOL, attention_to_segments, segmentation_metrics
 from harness.nn.dinov2 import DinoV2Backbone
+from harness.nn.onednn import BACKENDS, cpu_linear_backend, cpu_linears, onednn_available
 from harness.registry import get_config, methods_of_kind
-from harness.run.evaluate import autocast, evaluate
+from harness.run.evaluate import evaluate, forward_precision
 from harness.run.feature_cache import autocast_in_effect, frozen_backbone, use_feature_cache
 from harness.run.identity import device_description
 
-AMPS = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}  # bench name → config value (harness.run.evaluate.autocast)
+AMPS = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}  # bench name → config value (run.evaluate.forward_precision)
 REFERENCE_VIT_S_GFLOP = 12.7  # ViT-S/14 forward at 224², per image: the figure the issue quotes
 MATMUL_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 NOISE_SEED = ("bench",)
@@ -61,6 +62,7 @@ NOISE_SEED = ("bench",)
 LOADER_COLUMNS = ("records", "ours samples/s", "reference samples/s", "speed-up", "identical")
 ROW_COLUMNS = ("method", "dataset", "amp", "cache", "train ms/step", "train img/s", "train of peak", "eval img/s",
                "eval vs uncached", "metrics ms/batch", "loader samples/s", "identical metrics")
+KERNEL_COLUMNS = ("step", "images", "BLAS ms", "oneDNN ms", "oneDNN speed-up")
 BACKBONE_COLUMNS = ("amp", "backbone ms/img", "backbone GFLOP/s", "matmul GFLOP/s", "fraction of peak",
                     "eval img/s uncached", "eval img/s cached", "speed-up", "identical metrics")
 
@@ -88,8 +90,10 @@ def median_seconds(fn, device: torch.device, repeats: int, warmup: int = 1) -> f
     return statistics.median(times)
 
 
-def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int, min_seconds: float = 1.0) -> float:
-    """Peak GFLOP/s of a size×size @ size×size matmul in `dtype`: the fastest of repeated timings over `min_seconds`
+def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int, min_seconds: float = 1.0,
+                  linear_backend: str | None = None) -> float:
+    """Peak GFLOP/s of a size×size @ size×size matmul in `dtype`, through `F.linear` with the CPU's linear backend
+    (harness.nn.onednn; default: the one the harness uses): the fastest of repeated timings over `min_seconds`
     (at least 5), so that a moment of contention on a shared machine does not lower the peak. On a GPU each timing
     covers 50 calls, or the synchronisation would dominate."""
     g = torch.Generator(device="cpu").manual_seed(0)
@@ -99,13 +103,14 @@ def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int, min_secon
 
     def block() -> None:
         for _ in range(calls):
-            a @ b
+            F.linear(a, b)  # a @ bᵀ, through the kernels the harness's linear layers use
 
-    block()
-    fastest, timings, start = float("inf"), 0, time.perf_counter()
-    while timings < 5 or time.perf_counter() - start < min_seconds:
-        fastest = min(fastest, median_seconds(block, device, repeats=1, warmup=0))
-        timings += 1
+    with cpu_linears(device, linear_backend):
+        block()
+        fastest, timings, start = float("inf"), 0, time.perf_counter()
+        while timings < 5 or time.perf_counter() - start < min_seconds:
+            fastest = min(fastest, median_seconds(block, device, repeats=1, warmup=0))
+            timings += 1
     return 2 * size**3 * calls / fastest / 1e9
 
 
@@ -230,14 +235,14 @@ def train_step(model, config, images: torch.Tensor, device: torch.device, cached
     images = images.to(device)
     features = None
     if cached:
-        with torch.no_grad(), autocast(device, config.train.amp):
+        with torch.no_grad(), forward_precision(device, config.train.amp):
             features = frozen_backbone(model)(images)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=1e-6)
     model.train()
 
     def step() -> None:
-        with autocast(device, config.train.amp):
+        with forward_precision(device, config.train.amp):
             out = model(images) if features is None else model(images, features=features)
         loss = sum(value.float() for value in out.losses.values())
         optimizer.zero_grad(set_to_none=True)
@@ -260,7 +265,7 @@ def step_flops(step) -> int:
 def metrics_seconds(model, config, batch: dict, device: torch.device, repeats: int) -> float:
     """Median seconds of turning one evaluation batch's attention into per-image metrics."""
     model.eval()
-    with torch.inference_mode(), autocast(device, config.eval.amp):
+    with torch.inference_mode(), forward_precision(device, config.eval.amp):
         attention = model(batch["image"].to(device)).masks[config.eval.mask].float()
     gt = batch["segment"].to(device)
     size = config.eval.resolution or gt.shape[1]
@@ -328,7 +333,7 @@ def bench_backbone(method: str, dataset: str, amps: list[str], *, images: int, m
         evals = eval_with_and_without_cache(model, val, amp_config, device, work / f"cache-{method}-{amp}",
                                             loader=False)
         x = torch.stack([val[i]["image"] for i in range(images)]).to(device)
-        with torch.inference_mode(), autocast(device, AMPS[amp]):
+        with torch.inference_mode(), forward_precision(device, AMPS[amp]):
             resized = vit_input(backbone, vit, x)
             seconds = median_seconds(lambda: vit(resized), device, repeats=3, warmup=0) / images
         achieved = flops / seconds / 1e9
@@ -341,6 +346,49 @@ def bench_backbone(method: str, dataset: str, amps: list[str], *, images: int, m
     return {"config": f"{method}:{dataset}", "images": images, "resolution": config.resolution,
             "vit": asdict(vit.spec), "gflop_per_image": flops / 1e9, "reference_gflop_per_image":
             REFERENCE_VIT_S_GFLOP, "rows": rows}
+
+
+def bench_linear_kernels(method: str, dataset: str, *, images: int, device: torch.device, repeats: int) -> list[dict]:
+    """A full-size config's training step and masks-only evaluation forward (uncached and cached; random weights,
+    `images` random 256² images) with its linear layers through PyTorch's BLAS — the kernels the authors' code
+    runs on — and through oneDNN (harness.nn.onednn), timed alternately."""
+    from harness.run.train import build_model
+
+    config = get_config(method, dataset, [f"train.batch_size={images}", "train.amp=off"])
+    torch.manual_seed(0)
+    model = build_model(config, device, initial=False)
+    x = torch.randn(images, 3, config.resolution, config.resolution, generator=torch.Generator().manual_seed(0))
+    step = train_step(model, config, x, device, cached=False)
+    with torch.no_grad(), cpu_linears(device, "blas"):
+        features = frozen_backbone(model)(x)
+
+    def forward(cached: bool):
+        def run() -> None:
+            model.eval()
+            with torch.inference_mode(), model.masks_only():
+                model(x) if not cached else model(x, features=features)
+        return run
+
+    def train() -> None:
+        model.train()
+        step()
+
+    cases = {"training step": train, "eval forward": forward(False), "eval forward, cached": forward(True)}
+    seconds = {(name, backend): [] for name in cases for backend in BACKENDS}
+    for name, fn in cases.items():
+        for backend in BACKENDS:
+            with cpu_linears(device, backend):
+                fn()  # warm-up (oneDNN builds its kernels on first use)
+        for i in range(max(repeats, 1)):
+            for backend in BACKENDS if i % 2 == 0 else BACKENDS[::-1]:
+                with cpu_linears(device, backend):
+                    seconds[(name, backend)].append(median_seconds(fn, device, repeats=1, warmup=0))
+    rows = []
+    for name in cases:
+        blas, onednn = (statistics.median(seconds[(name, b)]) for b in ("blas", "onednn"))
+        rows.append({"step": name, "images": images, "BLAS ms": 1e3 * blas, "oneDNN ms": 1e3 * onednn,
+                     "oneDNN speed-up": blas / onednn})
+    return rows
 
 
 def vit_input(backbone: torch.nn.Module, vit: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -402,7 +450,8 @@ def torch_threads(threads: int | None):
 
 def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", amps: list[str] = ("fp32",),
               steps: int = 3, images: int = 32, batch_size: int | None = None, data_dir: Path | None = None,
-              flops_config: str | None = "dias:clevrtex", flops_images: int = 2, matmul_size: int = 1024,
+              flops_config: str | None = "dias:clevrtex", flops_images: int = 2, kernel_images: int = 8,
+              matmul_size: int = 1024,
               matmul_seconds: float = 0.5, device: str = "cpu", threads: int | None = None, loader_records: int = 40,
               print_fn=print) -> dict:
     """Measure and print everything the module docstring lists; returns the numbers as a dict."""
@@ -427,6 +476,8 @@ def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", a
             name = matmul_name(device, amp)
             if name not in matmul:
                 matmul[name] = matmul_gflops(MATMUL_DTYPES[name], device, matmul_size, matmul_seconds)
+        if device.type == "cpu" and "fp32" in matmul and cpu_linear_backend() == "onednn":
+            matmul["fp32 BLAS"] = matmul_gflops(torch.float32, device, matmul_size, matmul_seconds, "blas")
         rates = ", ".join(f"{name} {rate:.1f} GFLOP/s" for name, rate in matmul.items())
         print_fn(f"matmul {matmul_size}×{matmul_size}: {rates}")
 
@@ -461,5 +512,13 @@ def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", a
                      f"{backbone['gflop_per_image']:.2f} GFLOP/image from its spec (2·params·tokens + attention), "
                      f"{REFERENCE_VIT_S_GFLOP} reference for ViT-S/14 at 224²")
             print_fn(format_table(BACKBONE_COLUMNS, backbone["rows"]))
+
+        kernels = None
+        if flops_config and kernel_images > 0 and device.type == "cpu" and onednn_available():
+            method, _, config_dataset = flops_config.partition(":")
+            kernels = bench_linear_kernels(method, config_dataset, images=kernel_images, device=device, repeats=3)
+            print_fn(f"\n{method}:{config_dataset}, fp32, linear layers through PyTorch's BLAS (the authors' kernels) "
+                     "and through oneDNN (harness.nn.onednn), random weights, median of 3 alternating timings:")
+            print_fn(format_table(KERNEL_COLUMNS, kernels))
     return {"machine": machine, "matmul_size": matmul_size, "matmul_gflops": matmul, "rows": rows,
-            "loader": loader, "backbone": backbone}
+            "loader": loader, "backbone": backbone, "linear_kernels": kernels}

@@ -30,6 +30,23 @@ def non_negative(**kwargs):
     """A field whose value must be ≥ 0 (checked when an override sets it)."""
     return field(metadata={"range": (0, True)}, **kwargs)
 
+
+def one_of(choices, **kwargs):
+    """A str field whose value must be one of `choices`: a tuple, or a function returning one when an override is
+    checked (for choices another library defines)."""
+    return field(metadata={"choices": choices}, **kwargs)
+
+
+def compile_choices() -> tuple[str, ...]:
+    """"off", or a torch.compile backend."""
+    import torch
+
+    return ("off", *torch.compiler.list_backends(exclude_tags=()))
+
+
+AMP_CHOICES = ("fp16", "bf16", "off")
+AUGMENT_POLICIES = ("authors", "flip", "off")  # harness.run.train_data
+
 # Set by the registry (which method, which dataset): an override would silently run another recipe.
 FIXED_FIELDS = ("method", "dataset")
 
@@ -82,9 +99,11 @@ class TrainConfig:
     num_workers: int = non_negative(default=4)
     # "authors": their random crop + flip; "flip": a seeded flip of the val transform, "off": the val transform — the
     # two that keep a frozen backbone's features cacheable (harness.run.train_data).
-    augment: str = "authors"
+    augment: str = one_of(AUGMENT_POLICIES, default="authors")
     # "fp16" = the authors' autocast + GradScaler (CUDA only; plain fp32 on CPU); "bf16" autocast; "off".
-    amp: str = "fp16"
+    amp: str = one_of(AMP_CHOICES, default="fp16")
+    # "off", or a torch.compile backend ("inductor", as the authors compile on their GPUs) for the training forward.
+    compile: str = one_of(compile_choices, default="off")
     loss_weights: dict[str, WeightSchedule] = field(default_factory=dict)
     # Parameter-name regexes (names without the checkpoint's "m." prefix) that get requires_grad=False.
     freeze: list[str] = field(default_factory=list)
@@ -98,7 +117,7 @@ class EvalConfig:
     mask: str
     resolution: int = positive(default=256)
     batch_size: int = positive(default=32)
-    amp: str = "fp16"
+    amp: str = one_of(AMP_CHOICES, default="fp16")
 
 
 @dataclass(kw_only=True)
@@ -166,7 +185,12 @@ def _parse_value(text: str, current: Any) -> Any:
         return text
 
 
-def _check_range(value, spec: dataclasses.Field, full: str) -> None:
+def _check_value(value, spec: dataclasses.Field, full: str) -> None:
+    choices = spec.metadata.get("choices")
+    if choices is not None:
+        choices = choices() if callable(choices) else choices
+        if value not in choices:
+            raise ConfigError(f"--set {full}={value}: expected one of {', '.join(choices)}")
     bound = spec.metadata.get("range")
     if bound is None or value is None or not isinstance(value, (int, float)) or isinstance(value, bool):
         return
@@ -189,7 +213,7 @@ def _set_path(obj, path: list[str], value, full: str):
                 raise ConfigError(f"--set {full}: {head!r} is a group of fields; set one of: "
                                   f"{', '.join(f.name for f in dataclasses.fields(current))}")
             new = _coerce(value, current, full)
-            _check_range(new, fields[head], full)
+            _check_value(new, fields[head], full)
         return dataclasses.replace(obj, **{head: new})
     if isinstance(obj, dict):
         if rest:

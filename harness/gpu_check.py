@@ -23,7 +23,7 @@ from harness.bench import AMPS, MATMUL_DTYPES, bench_backbone, default_methods, 
 from harness.data.synthetic import SynthConfig, generate
 from harness.io import atomic_write_text
 from harness.registry import get_config
-from harness.run.evaluate import autocast
+from harness.run.evaluate import forward_precision
 from harness.run.identity import device_description
 from harness.run.schedules import loss_weights
 
@@ -69,7 +69,7 @@ def train_method(method: str, device: torch.device, steps: int, amp: str, batch_
     losses, start = [], time.perf_counter()
     for step in range(steps):
         model.before_step(step, steps)
-        with autocast(device, AMPS[amp]):
+        with forward_precision(device, AMPS[amp]):
             out = model(images)
         weights = loss_weights(step, config.train, out.losses)
         loss = sum(weights[name] * value.float() for name, value in out.losses.items())

@@ -9,13 +9,14 @@ import re
 import pytest
 import torch
 
-from harness.bench import BACKBONE_COLUMNS, LOADER_COLUMNS, ROW_COLUMNS, format_table
+from harness.bench import BACKBONE_COLUMNS, KERNEL_COLUMNS, LOADER_COLUMNS, ROW_COLUMNS, format_table
 from harness.cli import main
+from harness.nn.onednn import cpu_linear_backend, onednn_available
 from harness.registry import get_config
 
 TINY = ["--method", "dias", "sa", "--amp", "fp32", "bf16", "--steps", "1", "--images", "4", "--batch-size", "2",
         "--flops-config", "dias:synthetic", "--flops-images", "1", "--matmul-size", "64", "--matmul-seconds", "0.01",
-        "--threads", "1", "--loader-records", "3"]
+        "--threads", "1", "--loader-records", "3", "--kernel-images", "2"]
 
 
 def table_after(lines: list[str], first_column: str) -> tuple[list[str], list[list[str]]]:
@@ -43,7 +44,8 @@ def bench(tmp_path_factory):
 def test_method_table_has_one_row_per_method_amp_and_cache(bench):
     lines, result = bench
     assert lines[0].startswith("machine: cpu")
-    assert re.fullmatch(r"matmul 64×64: fp32 [\d.]+ GFLOP/s, bf16 [\d.]+ GFLOP/s", lines[1])
+    blas = r", fp32 BLAS [\d.]+ GFLOP/s" if cpu_linear_backend() == "onednn" else ""
+    assert re.fullmatch(rf"matmul 64×64: fp32 [\d.]+ GFLOP/s, bf16 [\d.]+ GFLOP/s{blas}", lines[1])
     header, rows = table_after(lines, "method")
     assert tuple(header) == ROW_COLUMNS
     assert [tuple(r[:4]) for r in rows] == [("dias", "synthetic", "fp32", "off"), ("dias", "synthetic", "fp32", "on"),
@@ -85,6 +87,18 @@ def test_backbone_table_compares_achieved_and_matmul_gflops(bench):
         assert row["fraction of peak"] == pytest.approx(row["backbone GFLOP/s"] / row["matmul GFLOP/s"])
         assert row["backbone GFLOP/s"] == pytest.approx(spec.forward_flops() / 1e9 / (row["backbone ms/img"] / 1e3))
         assert row["speed-up"] == pytest.approx(row["eval img/s cached"] / row["eval img/s uncached"])
+
+
+@pytest.mark.skipif(not onednn_available(), reason="this PyTorch build has no oneDNN linear")
+def test_kernel_table_times_blas_against_onednn_linear_layers(bench):
+    lines, result = bench
+    assert any(line.startswith("dias:synthetic, fp32, linear layers through PyTorch's BLAS") for line in lines)
+    header, rows = table_after(lines, "step")
+    assert tuple(header) == KERNEL_COLUMNS
+    assert [r[0] for r in rows] == ["training step", "eval forward", "eval forward, cached"]
+    assert all(r[1] == "2" and float(r[2]) > 0 and float(r[3]) > 0 for r in rows)
+    for row in result["linear_kernels"]:
+        assert row["oneDNN speed-up"] == pytest.approx(row["BLAS ms"] / row["oneDNN ms"])
 
 
 def test_format_table_aligns_names_left_and_numbers_right():

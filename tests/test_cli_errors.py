@@ -39,6 +39,9 @@ SET_CASES = {
     "train.lr=0": "train.lr=0.0: must be > 0",
     "eval.batch_size=-2": "must be > 0",
     "method=slate": "fixed by the registry",
+    "train.amp=fp8": "train.amp=fp8: expected one of fp16, bf16, off",
+    "train.augment=crop": "expected one of authors, flip, off",
+    "train.compile=fast": "train.compile=fast: expected one of off, ",
 }
 
 

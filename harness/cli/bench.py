@@ -26,6 +26,8 @@ def register(sub) -> None:
                    help="the full-size config whose backbone GFLOP/s is measured (default dias:clevrtex)")
     p.add_argument("--flops-images", type=int, default=2,
                    help="synthetic images for that measurement (0 skips it)")
+    p.add_argument("--kernel-images", type=int, default=8,
+                   help="batch of the --flops-config step timed with BLAS vs oneDNN linear layers on a CPU (0 skips it)")
     p.add_argument("--matmul-size", type=int, default=1024, help="side of the square matmul timed for the peak")
     p.add_argument("--matmul-seconds", type=float, default=0.5, help="how long the matmul is repeated")
     p.add_argument("--loader-records", type=int, default=40,
@@ -41,6 +43,7 @@ def run(args) -> int:
     result = run_bench(methods=args.methods, dataset=args.dataset, amps=args.amps, steps=args.steps,
                        images=args.images, batch_size=args.batch_size, data_dir=args.data_dir,
                        flops_config=args.flops_config, flops_images=args.flops_images,
+                       kernel_images=args.kernel_images,
                        matmul_size=args.matmul_size, matmul_seconds=args.matmul_seconds, device=args.device,
                        threads=args.threads, loader_records=args.loader_records)
     if args.output is not None:

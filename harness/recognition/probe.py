@@ -32,7 +32,7 @@ from harness.metrics.recognition import (
 )
 from harness.nn.mlp import MLP
 from harness.recognition.trivial import PairStatistics, TrivialPredictor
-from harness.run.evaluate import autocast
+from harness.run.evaluate import forward_precision
 from harness.run.loader import train_loader
 from harness.run.schedules import learning_rate
 from harness.run.seeding import seed_everything
@@ -98,7 +98,7 @@ def discovery_output(model: nn.Module, batch: dict, device: torch.device, amp: s
                               "open_split(..., extra=('clazz', 'bbox'))")
     images = batch["image"].to(device, non_blocking=True)
     features = batch.get("feature")  # the frozen backbone's cached output (harness.run.feature_cache)
-    with torch.no_grad(), autocast(device, amp):
+    with torch.no_grad(), forward_precision(device, amp):
         return model(images) if features is None else model(images, features=features.to(device))
 
 
@@ -141,7 +141,7 @@ def score_pairs(probe: RecognitionProbe, pairs, *, device: torch.device, amp: st
     probe.eval()
     tally, baseline = RecognitionTally(), RecognitionTally() if trivial is not None else None
     for slots, clazz, bbox in pairs:
-        with torch.no_grad(), autocast(device, amp):
+        with torch.no_grad(), forward_precision(device, amp):
             logits, boxes = probe(slots.to(device))
         tally.add(logits, boxes, clazz, bbox)
         if baseline is not None:
@@ -182,7 +182,7 @@ def fit_probe(loader, position, pairs_of, config: ProbeConfig, *, seed: int, dev
                 skipped += 1
             else:
                 seen.add(clazz, bbox)
-                with autocast(device, config.amp):
+                with forward_precision(device, config.amp):
                     logits, boxes = probe(slots.to(device))
                 loss = sum(probe_losses(logits, boxes, clazz.to(device), bbox.to(device), config.box_weight).values())
                 optimizer.zero_grad(set_to_none=True)

@@ -24,6 +24,7 @@ from harness.contract import SlotModel
 from harness.data import collate
 from harness.metrics import attention_to_segments, segmentation_metrics
 from harness.metrics.protocols import METRICS
+from harness.nn.onednn import cpu_linears
 from harness.run.distributed import World, current
 from harness.run.seeding import derive_seed
 
@@ -40,13 +41,14 @@ class EvalOutput:
     seconds: float
 
 
-def autocast(device: torch.device, amp: str):
-    """The authors' AMP: fp16 autocast on CUDA; "bf16" autocast anywhere; otherwise full precision."""
+def forward_precision(device: torch.device, amp: str):
+    """How a forward computes: the authors' AMP — fp16 autocast on CUDA, "bf16" autocast anywhere — or else full
+    precision, where on the CPU the linear layers run through oneDNN (harness.nn.onednn)."""
     if amp == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     if amp == "fp16" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
+    return cpu_linears(device) if device.type == "cpu" else contextlib.nullcontext()
 
 
 def denormalise(images: torch.Tensor) -> np.ndarray:
@@ -109,7 +111,7 @@ def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, dev
             gt = batch["segment"].to(device, non_blocking=True)  # (b,R,R,S) bool
             size = resolution or gt.shape[1]
             features = batch.get("feature")  # cached backbone output (harness.run.feature_cache)
-            with autocast(device, amp):
+            with forward_precision(device, amp):
                 out = model(images) if features is None else model(images, features=features.to(device))
             if mask not in out.masks:
                 raise KeyError(f"model output has no mask {mask!r}; it has {sorted(out.masks)}")
@@ -156,7 +158,7 @@ def mean_losses(model, dataset, *, device: torch.device, batch_size: int, amp: s
         for (number, _), batch in zip(mine, loader):
             torch.manual_seed(derive_seed("val-losses", *noise_seed, number))
             images = batch["image"].to(device)
-            with autocast(device, amp):
+            with forward_precision(device, amp):
                 out = model(images)
             parts.append((number, {name: float(value) * len(images) for name, value in out.losses.items()}))
     model.train(was_training)

@@ -10,8 +10,8 @@ cache keeps that output per record key in one LMDB file (harness.data.lmdb_io) p
     transform  the transform's class and fields (ValTransform at resolution R). Random train augmentation is
                refused: its images are not a function of the record. Training without augmentation reads a
                split opened with train=False, which has this same identity.
-    compute    device type, the autocast dtype in effect, the batch size, torch and transformers versions:
-               each can change the features' low bits
+    compute    device type, the autocast dtype in effect, the batch size, which kernels compute the linear layers
+               (harness.nn.onednn), torch and transformers versions: each can change the features' low bits
     storage    "float32" (default, exact) or "float16" (half the size, not exact)
 
 The file is `<dir>/<dataset>-<split>-<sha256 of the identity, 20 hex>.lmdb` and its __meta__ holds the identity: any
@@ -57,7 +57,8 @@ from harness.data.card import data_card_fingerprint
 from harness.data.lmdb_io import LmdbReader, LmdbWriter
 from harness.data.transforms import ValTransform
 from harness.errors import HarnessError
-from harness.run.evaluate import autocast
+from harness.nn.onednn import cpu_linear_backend
+from harness.run.evaluate import forward_precision
 
 FORMAT = "harness.feature-cache/1"
 STORAGE = {"float32": torch.float32, "float16": torch.float16}
@@ -91,8 +92,16 @@ def module_sha256(module: nn.Module) -> str:
 
 def autocast_in_effect(device: torch.device, amp: str) -> str:
     """The dtype the evaluation's autocast really uses ("off" where it is a no-op, e.g. "fp16" on CPU)."""
-    context = autocast(device, amp)
+    context = forward_precision(device, amp)
     return str(context.fast_dtype).removeprefix("torch.") if isinstance(context, torch.autocast) else "off"
+
+
+def linear_kernels(device: torch.device, amp: str) -> str:
+    """Which kernels compute the fp32 linear layers: "onednn" or "blas" on the CPU (harness.nn.onednn), else
+    the device's own ("cuda", or "autocast" where autocast decides)."""
+    if autocast_in_effect(device, amp) != "off":
+        return "autocast"
+    return cpu_linear_backend() if device.type == "cpu" else device.type
 
 
 def transform_identity(dataset) -> dict:
@@ -117,6 +126,7 @@ def cache_identity(backbone: nn.Module, dataset, *, device: torch.device, amp: s
                  "card": data_card_fingerprint(card)},
         "transform": transform_identity(dataset),
         "compute": {"device": device.type, "autocast": autocast_in_effect(device, amp), "batch_size": batch_size,
+                    "linear": linear_kernels(device, amp),
                     "torch": torch.__version__, "transformers": metadata.version("transformers")},
         "storage": storage,
     }
@@ -281,7 +291,7 @@ def _write_features(path: Path, identity: dict, backbone: nn.Module, dataset, *,
         recorder = _Recorder(writer, dataset, storage)
         handle = backbone.register_forward_hook(recorder)
         try:
-            with torch.inference_mode(), autocast(device, amp):
+            with torch.inference_mode(), forward_precision(device, amp):
                 for batch in loader:
                     backbone(batch["image"].to(device))
         finally:

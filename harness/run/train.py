@@ -38,7 +38,7 @@ from harness.metrics.aggregate import dataset_means
 from harness.nn.checkpoint import load_weights, save_weights
 from harness.registry import METHODS
 from harness.run.distributed import current, rank_device
-from harness.run.evaluate import autocast, evaluate, mean_losses
+from harness.run.evaluate import evaluate, forward_precision, mean_losses
 from harness.run.feature_cache import frozen_backbone
 from harness.run.identity import device_description, peak_memory_mb, versions
 from harness.run.launch import progress_bar
@@ -129,6 +129,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     resumed_from = at.step
     net = model if world.size == 1 else DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = compiled(net, tc.compile)
 
     def save_state() -> None:
         at.saved = at.step
@@ -203,6 +204,11 @@ class Position:
     saved: int | None = None
 
 
+def compiled(net: torch.nn.Module, backend: str) -> torch.nn.Module:
+    """`net` itself ("off") or torch.compile'd with `backend`; checkpoints keep using the uncompiled model."""
+    return net if backend == "off" else torch.compile(net, backend=backend)
+
+
 def train_step(net, model, optimizer, scaler, batch, config, at: Position, scale: float, device: torch.device,
                state_path: Path) -> dict[str, float]:
     """One optimiser step: autocast forward, weighted loss terms, finite check, scaled backward, unscale, clip
@@ -211,7 +217,7 @@ def train_step(net, model, optimizer, scaler, batch, config, at: Position, scale
     tc, world = config.train, current()
     images = batch["image"].to(device, non_blocking=True)
     features = batch.get("feature")  # the frozen backbone's cached output (harness.run.train_data)
-    with autocast(device, tc.amp):
+    with forward_precision(device, tc.amp):
         out = net(images) if features is None else net(images, features=features.to(device, non_blocking=True))
     terms = {name: value.float() for name, value in out.losses.items()}
     weights = loss_weights(at.step, tc, terms)

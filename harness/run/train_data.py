@@ -22,11 +22,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from harness.config import AUGMENT_POLICIES
 from harness.data import open_split
 from harness.errors import HarnessError
 from harness.run.feature_cache import ensure_features
-
-AUGMENT_POLICIES = ("authors", "flip", "off")
 
 
 class FlipAugmented(Dataset):

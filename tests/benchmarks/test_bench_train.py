@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from harness.bench import train_step
+from harness.nn.onednn import BACKENDS, cpu_linears, onednn_available
 from harness.registry import get_config
 from harness.run.feature_cache import frozen_backbone
 from harness.run.train import build_model
@@ -29,3 +30,24 @@ def test_bench_train_step(benchmark, method, features):
     benchmark.extra_info["batch_size"] = config.train.batch_size
     if benchmark.stats:
         benchmark.extra_info["images_per_s"] = config.train.batch_size / benchmark.stats.stats.mean
+
+
+@pytest.mark.skipif(not onednn_available(), reason="this PyTorch build has no oneDNN linear")
+@pytest.mark.parametrize("linear", BACKENDS)
+def test_bench_full_size_dias_step_by_linear_kernels(benchmark, linear):
+    """The full-size DIAS (clevrtex config, batch 8; 1 as a smoke test) with its linear layers through PyTorch's
+    BLAS, which the authors' code runs on, and through oneDNN (harness.nn.onednn): one group, so the ratio reads
+    directly."""
+    batch = 1 if benchmark.disabled else 8
+    config = get_config("dias", "clevrtex", ["train.amp=off", f"train.batch_size={batch}"])
+    torch.manual_seed(0)
+    model = build_model(config, CPU, initial=False)
+    step = train_step(model, config, torch.randn(batch, 3, 256, 256), CPU, cached=False)
+
+    def step_with_kernels():
+        with cpu_linears(CPU, linear):
+            step()
+
+    benchmark.group = "train-dias-clevrtex-linear"
+    benchmark.pedantic(step_with_kernels, rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.extra_info["batch_size"] = batch

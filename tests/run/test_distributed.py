@@ -154,7 +154,9 @@ def test_two_processes_at_half_batch_train_and_evaluate_like_one(tmp_path, ddp_s
     resumed = read_weights(tmp_path / "resumed" / "weights.pth")  # stopped after step 3's checkpoint, resumed
     assert json.loads((tmp_path / "resumed" / "run.json").read_text())["resumed_from"] == 3
     assert all(torch.equal(resumed[k], two[k]) for k in two), "a resumed 2-process run is not bit-identical"
-    assert diff < 2e-5, f"parameters of 1×8 and 2×4 differ by {diff}"
+    # float reassociation only: a weight gradient sums 8 images' rows in one product or 4 + 4 across the all-reduce
+    # (< 2e-5 with PyTorch's BLAS, 5.5e-5 with oneDNN's linears; the controls differ by 0.025)
+    assert diff < 1e-4, f"parameters of 1×8 and 2×4 differ by {diff}"
     for control in ("wrong-shards", "no-grad-sync"):
         wrong = max_diff(read_weights(tmp_path / control / "weights.pth"))
         assert wrong > 50 * max(diff, 1e-6), f"the {control} control differs by only {wrong}: the test is blind"

@@ -10,6 +10,7 @@ from conftest import TINY
 from harness.data import open_split
 from harness.nn.checkpoint import read_weights, save_weights
 from harness.registry import get_config
+from harness.run.evaluate import forward_precision
 from harness.run.feature_cache import ensure_features, frozen_backbone
 from harness.run.seeding import PerSampleSeeded
 from harness.run.train import build_model, train
@@ -44,7 +45,7 @@ def test_cached_features_of_mirror_images_are_their_own_and_computed_once(synth_
     mirrored = open_split(synth_dir, "synthetic", "val", mirror=True)
     cached = ensure_features(tmp_path, backbone, mirrored, device=CPU, amp="off", batch_size=8)
     plain = open_split(synth_dir, "synthetic", "val")
-    with torch.no_grad():  # the first batch of 8, as the cache computed it
+    with torch.no_grad(), forward_precision(CPU, "off"):  # the first batch of 8, as the cache computed it
         own = backbone(torch.stack([mirrored[i]["image"] for i in range(8)]))[3]
         flipped = backbone(torch.stack([plain[i]["image"] for i in range(8)]))[3].flip(-1)
     assert torch.equal(cached[3]["feature"], own) and not torch.allclose(own, flipped, atol=1e-3)
