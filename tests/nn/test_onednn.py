@@ -8,6 +8,7 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.nn import onednn
 from harness.nn.onednn import ENV, cpu_linear_backend, cpu_linears, linear
+from harness.run.identity import device_description
 
 pytestmark = pytest.mark.skipif(not onednn.onednn_available(), reason="this PyTorch build has no oneDNN linear")
 SHAPES = [((2088, 384), 1536), ((8, 261, 384), 1152), ((3, 5, 7, 33), 17), ((1, 1), 1)]
@@ -149,3 +150,9 @@ def test_unknown_backend_is_one_clear_error(monkeypatch):
         cpu_linear_backend()
     with pytest.raises(HarnessError, match="unknown CPU linear backend 'mkl'"), cpu_linears(torch.device("cpu"), "mkl"):
         pass
+
+
+def test_records_name_the_linear_backend(monkeypatch):
+    assert device_description(torch.device("cpu")).endswith("linear layers: onednn)")
+    monkeypatch.setenv(ENV, "blas")
+    assert device_description(torch.device("cpu")).endswith("linear layers: blas)")

@@ -12,7 +12,9 @@ from conftest import TINY
 from harness.cli import main
 from harness.data import SynthConfig, open_split, write_synthetic
 from harness.data.lmdb_io import LmdbReader, LmdbWriter
+from harness.nn import onednn
 from harness.nn.checkpoint import save_weights
+from harness.nn.onednn import onednn_available
 from harness.registry import get_config
 from harness.reproduce import Runner, plan
 from harness.run.cell import evaluate_cell
@@ -98,7 +100,7 @@ def test_backbone_output_does_not_depend_on_the_batch_on_cpu(synth_dir, dias):
     assert torch.allclose(whole, alone, atol=1e-5) and torch.allclose(whole, split, atol=1e-5)
 
 
-def test_every_input_of_the_features_changes_the_file(tmp_path, synth_dir, dias):
+def test_every_input_of_the_features_changes_the_file(tmp_path, synth_dir, dias, monkeypatch):
     val = open_split(synth_dir, "synthetic", "val")
     base = identity_of(dias, val)
     other_data = tmp_path / "other"
@@ -115,6 +117,10 @@ def test_every_input_of_the_features_changes_the_file(tmp_path, synth_dir, dias)
         "batch size": identity_of(dias, val, batch_size=4),
         "storage": identity_of(dias, val, storage="float16"),
     }
+    if onednn_available():  # the default computes linear layers with oneDNN; PyTorch's BLAS rounds otherwise
+        with monkeypatch.context() as env:
+            env.setenv(onednn.ENV, "blas")
+            changed["linear kernels"] = identity_of(dias, val)
     paths = {name: cache_path(tmp_path, identity) for name, identity in changed.items()}
     assert len(set(paths.values()) | {cache_path(tmp_path, base)}) == len(changed) + 1, paths
     # what stays the same keeps the file: the same split elsewhere, fp16 autocast where it is a no-op (CPU)
