@@ -66,6 +66,14 @@ def test_unknown_names_list_the_valid_ones(capsys, tmp_path, data_dir):
     assert "unknown protocol 'dias-v9'" in one_error(code, err)
 
 
+def test_a_bad_linear_backend_is_one_error_before_anything_runs(capsys, tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("HARNESS_CPU_LINEAR", "mkl")
+    code, _, err = run(capsys, "train", "--method", "dias", "--dataset", "synthetic", "--data-dir", data_dir,
+                       "--out", tmp_path / "run")
+    assert "$HARNESS_CPU_LINEAR='mkl': expected one of onednn, blas" in one_error(code, err)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("content, message", [
     (b"garbage, not a checkpoint", "is not a torch checkpoint"),
     (b"", "is empty (0 bytes)"),

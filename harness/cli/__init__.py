@@ -14,6 +14,7 @@ import os
 import sys
 
 from harness.errors import HarnessError
+from harness.nn.onednn import cpu_linear_backend
 from harness.registry import UnknownNameError
 
 # Verb modules of this package, in the order `--help` lists them.
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        cpu_linear_backend()  # a bad $HARNESS_CPU_LINEAR stops here, before anything runs or is written
         return int(args.func(args) or 0)
     except (HarnessError, UnknownNameError) as e:
         print(f"error: {e}", file=sys.stderr)
