@@ -14,11 +14,13 @@ Then the loader on ClevrTex-format records (240×320 PNG images, WebP segments a
 `reference_item`, the authors' reader written plainly (cv2 decode, F.interpolate, F.one_hot: what their torchvision
 transforms compute), interleaved record by record, with a check that both give identical tensors.
 
-Then the matmul GFLOP/s of this machine (the fastest of repeated n×n matmuls, per amp dtype) and a forward-only
+Then the matmul GFLOP/s of this machine (the fastest of repeated n×n matmuls through `F.linear`, per amp dtype; on
+a CPU through oneDNN and, beside it, PyTorch's BLAS: harness.nn.onednn) and a forward-only
 evaluation of a full-size DIAS (`--flops-config`, default dias:clevrtex: ViT-S/14 reg4 at 224² from 256² images)
 on a few synthetic images: the backbone's FLOPs per image from its spec (DinoV2Spec.forward_flops) beside the
 12.7 GFLOP reference, the achieved backbone GFLOP/s and its fraction of the matmul rate, and eval img/s uncached vs
-cached.
+cached. Last, on a CPU, that config's training step and evaluation forward with its linear layers through the BLAS
+(the authors' kernels) and through oneDNN (`--kernel-images`).
 
 Times are medians over repeats after a warm-up (the matmul peak: the fastest); CUDA is synchronised around each.
 Nothing is asserted: the numbers describe this machine under its current load.
@@ -350,7 +352,7 @@ def bench_backbone(method: str, dataset: str, amps: list[str], *, images: int, m
 
 def bench_linear_kernels(method: str, dataset: str, *, images: int, device: torch.device, repeats: int) -> list[dict]:
     """A full-size config's training step and masks-only evaluation forward (uncached and cached; random weights,
-    `images` random 256² images) with its linear layers through PyTorch's BLAS — the kernels the authors' code
+    a batch of `images` random images) with its linear layers through PyTorch's BLAS — the kernels the authors' code
     runs on — and through oneDNN (harness.nn.onednn), timed alternately."""
     from harness.run.train import build_model
 
@@ -451,9 +453,8 @@ def torch_threads(threads: int | None):
 def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", amps: list[str] = ("fp32",),
               steps: int = 3, images: int = 32, batch_size: int | None = None, data_dir: Path | None = None,
               flops_config: str | None = "dias:clevrtex", flops_images: int = 2, kernel_images: int = 8,
-              matmul_size: int = 1024,
-              matmul_seconds: float = 0.5, device: str = "cpu", threads: int | None = None, loader_records: int = 40,
-              print_fn=print) -> dict:
+              matmul_size: int = 1024, matmul_seconds: float = 0.5, device: str = "cpu", threads: int | None = None,
+              loader_records: int = 40, print_fn=print) -> dict:
     """Measure and print everything the module docstring lists; returns the numbers as a dict."""
     device = torch.device(device)
     methods = list(methods or default_methods(dataset))

@@ -63,31 +63,26 @@ def anchors(markdown: str) -> set[str]:
     return out
 
 
+def _target_error(reference: str, name: str, anchor: str | None, docs: dict[str, set[str] | None]) -> list[str]:
+    """[] if docs/`name` exists and has `anchor` (when one is given), else the one problem."""
+    slugs = docs.get(name)
+    if slugs is None:
+        return [f"{reference}: docs/{name} does not exist"]
+    if anchor is not None and anchor not in slugs:
+        return [f"{reference}: no heading of docs/{name} has the anchor #{anchor}"]
+    return []
+
+
 def citation_errors(text: str, docs: dict[str, set[str] | None]) -> list[str]:
     """Problems with the docs citations in `text`; `docs` maps a file name under docs/ to its anchors (None: the
     file does not exist)."""
-    errors = []
-    for match in CITATION.finditer(text):
-        name, anchor = match.group(1), match.group(2)
-        slugs = docs.get(name)
-        if slugs is None:
-            errors.append(f"{match.group(0)}: docs/{name} does not exist")
-        elif anchor is not None and anchor not in slugs:
-            errors.append(f"{match.group(0)}: no heading of docs/{name} has the anchor #{anchor}")
-    return errors
+    return [e for m in CITATION.finditer(text) for e in _target_error(m.group(0), m.group(1), m.group(2), docs)]
 
 
 def link_errors(text: str, page: str, docs: dict[str, set[str] | None]) -> list[str]:
     """Problems with the relative links of docs/`page`."""
-    errors = []
-    for match in RELATIVE_LINK.finditer(text):
-        name, anchor = match.group(1) or page, match.group(2)
-        slugs = docs.get(name)
-        if slugs is None:
-            errors.append(f"{match.group(0)}: docs/{name} does not exist")
-        elif anchor is not None and anchor not in slugs:
-            errors.append(f"{match.group(0)}: no heading of docs/{name} has the anchor #{anchor}")
-    return errors
+    return [e for m in RELATIVE_LINK.finditer(text)
+            for e in _target_error(m.group(0), m.group(1) or page, m.group(2), docs)]
 
 
 def outside_citations(text: str) -> list[str]:
