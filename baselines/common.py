@@ -25,7 +25,6 @@ class BaselineConfigError(HarnessError):
 def vvo_train(steps: int = 50_000, batch_size: int = 32, lr: float = 2e-4, freeze: list[str] | None = None,
               **kw) -> TrainConfig:
     """The VQ-VFM-OCL recipe: Adam, warm-up total/20 then cosine to lr/1000, validation every total/40,
-    checkpoints kept from total/2 on, AMP fp16, grad-clip 1."""
-    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=steps // 20,
-                       val_interval=steps // 40, save_since=steps // 2, freeze=list(freeze or []), **kw)
+    checkpoints kept from total/2 on (harness.config.SCHEDULE_RULES), AMP fp16, grad-clip 1."""
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, freeze=list(freeze or []), **kw)
 

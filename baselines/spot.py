@@ -250,9 +250,8 @@ def full_size_train(dataset: str) -> TrainConfig:
     total/20 then cosine to lr/1000, validation every total/40, checkpoints from total/2, AMP fp16, the backbone
     frozen) with SPOT's clipping and one loss term."""
     total = TOTAL_STEPS[dataset]
-    return TrainConfig(steps=total, batch_size=32, lr=2e-4, warmup_steps=total // 20, lr_final_ratio=1e-3,
-                       grad_clip=GRAD_CLIP, grad_clip_norm_type=GRAD_CLIP_NORM_TYPE, val_interval=total // 40,
-                       save_since=total // 2, amp="fp16", freeze=[FREEZE_BACKBONE])
+    return TrainConfig(steps=total, batch_size=32, lr=2e-4, lr_final_ratio=1e-3, grad_clip=GRAD_CLIP,
+                       grad_clip_norm_type=GRAD_CLIP_NORM_TYPE, amp="fp16", freeze=[FREEZE_BACKBONE])
 
 
 def full_size_config(dataset: str, config_class: type[SPOTConfig] = SPOTConfig, **fields) -> SPOTConfig:

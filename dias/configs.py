@@ -91,8 +91,7 @@ def _full_size(dataset: str) -> DIASConfig:
         dataset=dataset,
         num_slots=NUM_SLOTS[dataset],
         train=TrainConfig(
-            steps=total, batch_size=32, lr=2e-4, warmup_steps=total // 20, lr_final_ratio=1e-3, grad_clip=1.0,
-            val_interval=total // 40, save_since=total // 2, amp="fp16",
+            steps=total, batch_size=32, lr=2e-4, lr_final_ratio=1e-3, grad_clip=1.0, amp="fp16",
             loss_weights={"distill": WeightSchedule(kind="cosine", start=0.0, end=1.0)},
             freeze=[r"^encode_backbone\."],
         ),

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from harness.compute import device_description, forward_precision, hardware
 from harness.data import DATASETS, collate, open_split, split_path
 from harness.data.codec import encode_index_map, encode_png_rgb
 from harness.data.datasets import LmdbSplit
@@ -52,9 +53,8 @@ from harness.metrics import DEFAULT_PROTOCOL, attention_to_segments, segmentatio
 from harness.nn.dinov2 import DinoV2Backbone
 from harness.nn.onednn import BACKENDS, cpu_linear_backend, cpu_linears, onednn_available
 from harness.registry import get_config, methods_of_kind
-from harness.run.evaluate import evaluate, forward_precision
+from harness.run.evaluate import evaluate
 from harness.run.feature_cache import autocast_in_effect, frozen_backbone, use_feature_cache
-from harness.run.identity import device_description
 
 AMPS = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}  # bench name → config value (run.evaluate.forward_precision)
 REFERENCE_VIT_S_GFLOP = 12.7  # ViT-S/14 forward at 224², per image: the figure the issue quotes
@@ -470,15 +470,18 @@ def run_bench(*, methods: list[str] | None = None, dataset: str = "synthetic", a
             write_split(split_path(data_dir, "synthetic", "val"), SynthConfig(), "val", images)
         DATASETS.get(dataset)  # an unknown name stops here, listing the valid ones
         machine = {"device": device_description(device), "torch": torch.__version__,
-                   "threads": torch.get_num_threads()}
+                   "threads": torch.get_num_threads(), "hardware": hardware(device)}
         print_fn(f"machine: {machine['device']}, torch {machine['torch']}")
+        if device.type == "cpu":
+            print_fn(f"linear kernels: {machine['hardware']['linear']} — {machine['hardware']['linear_why']}")
         matmul = {}
         for amp in amps:
             name = matmul_name(device, amp)
             if name not in matmul:
                 matmul[name] = matmul_gflops(MATMUL_DTYPES[name], device, matmul_size, matmul_seconds)
-        if device.type == "cpu" and "fp32" in matmul and cpu_linear_backend() == "onednn":
-            matmul["fp32 BLAS"] = matmul_gflops(torch.float32, device, matmul_size, matmul_seconds, "blas")
+        if device.type == "cpu" and "fp32" in matmul and onednn_available():
+            other = "blas" if cpu_linear_backend() == "onednn" else "onednn"
+            matmul[f"fp32 {other}"] = matmul_gflops(torch.float32, device, matmul_size, matmul_seconds, other)
         rates = ", ".join(f"{name} {rate:.1f} GFLOP/s" for name, rate in matmul.items())
         print_fn(f"matmul {matmul_size}×{matmul_size}: {rates}")
 

@@ -12,9 +12,12 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    import torch
 
 
 class ConfigError(HarnessError):
@@ -45,6 +48,10 @@ def compile_choices() -> tuple[str, ...]:
 
 
 AMP_CHOICES = ("fp16", "bf16", "off")
+# What a model computes in: parameters, inputs and random draws. float64 keeps a CPU run's numbers independent of the
+# kernels and thread counts that compute them (docs/experiments.md#2026-12-06-the-same-answer-on-every-cpu), at
+# about 3× the time.
+DTYPES = ("float32", "float64")
 AUGMENT_POLICIES = ("authors", "flip", "off")  # harness.run.train_data
 
 # Set by the registry (which method, which dataset): an override would silently run another recipe.
@@ -76,21 +83,43 @@ class WeightSchedule:
         return 0.5 * (self.start - self.end) * (1 + math.cos(math.pi * n / max(span, 1))) + self.end
 
 
+# Fields the authors derive from the step budget (docs/reference.md#hyper-parameters): the warm-up is total/20, a
+# validation every total/`val_points` (40 in their configs), checkpoints kept from total/2. A field that equals its rule
+# at the config's `steps` is derived: it follows an override of `steps` (or `val_points`) unless the same overrides set
+# it too (`apply_overrides`); a field left out of a constructor (None) takes its rule's value.
+SCHEDULE_RULES = {
+    "warmup_steps": lambda c: c.steps // 20,
+    "val_interval": lambda c: max(1, c.steps // c.val_points),
+    "save_since": lambda c: c.steps // 2,
+}
+
+
+def derive_schedule(config) -> None:
+    """Fill the schedule fields of `config` (a dataclass with `steps`) that are None from their rules."""
+    for name, rule in SCHEDULE_RULES.items():
+        if getattr(config, name, 0) is None:
+            setattr(config, name, rule(config))
+
+
 @dataclass(kw_only=True)
 class TrainConfig:
     """Adam, linear warm-up then cosine to lr·lr_final_ratio, grad-clip after unscale
     (docs/reference.md#hyper-parameters, docs/reference.md#training-loop-and-seeding); the model's `optimizer` and
-    `clip_gradients` (harness.contract) read these fields."""
+    `clip_gradients` (harness.contract) read these fields. `warmup_steps`, `val_interval` and `save_since` default to
+    their rules (SCHEDULE_RULES) at `steps`."""
 
     steps: int = positive()
     batch_size: int = positive()
     lr: float = positive()
-    warmup_steps: int = non_negative()
+    warmup_steps: int | None = non_negative(default=None)
     lr_final_ratio: float = non_negative(default=1e-3)
     grad_clip: float = positive(default=1.0)
     grad_clip_norm_type: float = positive(default=2.0)  # the norm clipped: 2 (L2, the authors' DIAS) or inf (SPOT)
-    val_interval: int = positive()
-    save_since: int = non_negative()
+    # Validations over the run (the authors' total/40); `val_interval` follows it unless set itself.
+    val_points: int = positive(default=40)
+    val_interval: int | None = positive(default=None)
+    # Weights are kept at every validation from this step on (the authors' SaveModel from total/2).
+    save_since: int | None = non_negative(default=None)
     # Full training state (model, optimiser, scaler, RNG, loader position) is saved every this many steps
     # (None: every val_interval) so that a killed run resumes where it was.
     checkpoint_interval: int | None = None
@@ -107,6 +136,9 @@ class TrainConfig:
     loss_weights: dict[str, WeightSchedule] = field(default_factory=dict)
     # Parameter-name regexes (names without the checkpoint's "m." prefix) that get requires_grad=False.
     freeze: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        derive_schedule(self)
 
 
 @dataclass(kw_only=True)
@@ -133,6 +165,14 @@ class MethodConfig:
     # Name of a prerequisite stage: a registered method of kind "stage" (a VQ-VAE tokenizer) or "learned" (SPOT's
     # stage 1 under spot-distill), trained first; the model's `load_stage` takes its weights.
     stage: str | None = None
+    dtype: str = one_of(DTYPES, default="float32")
+
+
+def torch_dtype(config) -> "torch.dtype":
+    """The torch dtype a config's model computes in (`MethodConfig.dtype`)."""
+    import torch
+
+    return getattr(torch, config.dtype)
 
 
 def to_dict(config) -> dict:
@@ -245,11 +285,72 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
 
 
 def apply_overrides(config, overrides: dict | list[str]):
-    """Return a copy of `config` with dotted-path overrides: {"train.steps": 200} or ["train.steps=200"]."""
+    """Return a copy of `config` with dotted-path overrides: {"train.steps": 200} or ["train.steps=200"].
+
+    Derived schedule fields (SCHEDULE_RULES) follow the new `steps`/`val_points` unless overridden themselves; a
+    schedule that then contradicts itself is refused (`check_schedule`)."""
     if isinstance(overrides, (list, tuple)):
         overrides = parse_overrides(list(overrides))
+    derived = [path + name for path, part in _schedules(config) for name, rule in SCHEDULE_RULES.items()
+               if hasattr(part, name) and getattr(part, name) == rule(part)]
     for key, value in overrides.items():
         if key in FIXED_FIELDS:
             raise ConfigError(f"--set {key}: fixed by the registry; choose the {key} on the command line instead")
         config = _set_path(config, key.split("."), value, key)
+    for path, part in list(_schedules(config)):
+        follow = {name: rule(part) for name, rule in SCHEDULE_RULES.items()
+                  if path + name in derived and path + name not in overrides}
+        if follow:
+            config = _replace_part(config, path.rstrip("."), follow)
+    check_schedule(config)
+    check_precision(config)
     return config
+
+
+def check_precision(config) -> None:
+    """float64 computes everything in float64: an autocast to fp16/bf16 would contradict it."""
+    if getattr(config, "dtype", "float32") != "float64":
+        return
+    mixed = [f"{part}.amp={getattr(config, part).amp}" for part in ("train", "eval")
+             if getattr(config, part).amp in ("fp16", "bf16")]
+    if mixed:
+        raise ConfigError(f"dtype=float64 computes in float64, but {' and '.join(mixed)} asks for autocast; "
+                          "set them to off")
+
+
+def _schedules(config, prefix: str = ""):
+    """(dotted prefix, part) of every part of `config` with a step budget: itself or a nested dataclass."""
+    if not dataclasses.is_dataclass(config):
+        return
+    if hasattr(config, "steps") and any(hasattr(config, name) for name in SCHEDULE_RULES):
+        yield prefix, config
+    for f in dataclasses.fields(config):
+        yield from _schedules(getattr(config, f.name), f"{prefix}{f.name}.")
+
+
+def _replace_part(config, prefix: str, changes: dict):
+    """`config` with the fields `changes` replaced in its part at dotted `prefix` ("" = the config itself)."""
+    if not prefix:
+        return dataclasses.replace(config, **changes)
+    head, _, rest = prefix.partition(".")
+    return dataclasses.replace(config, **{head: _replace_part(getattr(config, head), rest, changes)})
+
+
+def check_schedule(config) -> None:
+    """Refuse a step budget that contradicts itself: a warm-up that never ends, a validation interval or a first
+    saved checkpoint beyond the last step. Configs that do not train (steps = 0: reference rows) are exempt."""
+    for path, part in _schedules(config):
+        if not part.steps:
+            continue
+        steps = f"{path}steps={part.steps}"
+        problems = []
+        if part.warmup_steps >= part.steps:
+            problems.append(f"{path}warmup_steps={part.warmup_steps} ≥ {steps}: the learning rate would never leave "
+                            "its warm-up")
+        if getattr(part, "val_interval", 0) > part.steps:
+            problems.append(f"{path}val_interval={part.val_interval} > {steps}: training would never validate")
+        if getattr(part, "save_since", 0) >= part.steps:
+            problems.append(f"{path}save_since={part.save_since} ≥ {steps}: no checkpoint would be kept before the "
+                            "last step")
+        if problems:
+            raise ConfigError("; ".join(problems))

@@ -20,11 +20,10 @@ from pathlib import Path
 import torch
 
 from harness.bench import AMPS, MATMUL_DTYPES, bench_backbone, default_methods, matmul_gflops, matmul_name
+from harness.compute import device_description, forward_precision
 from harness.data.synthetic import SynthConfig, generate
 from harness.io import atomic_write_text
 from harness.registry import get_config
-from harness.run.evaluate import forward_precision
-from harness.run.identity import device_description
 from harness.run.schedules import loss_weights
 
 

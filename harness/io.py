@@ -1,11 +1,29 @@
-"""Atomic file output: a reader never sees a half-written file, a crash leaves the old one (or none)."""
+"""Atomic file output: a reader never sees a half-written file, a crash leaves the old one (or none). A write that
+fails (a full or read-only disk, no permission) raises an OSError naming the file that was to be written, not its
+temporary."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+
+def check_output_dir(path: str | os.PathLike) -> None:
+    """Raise the OSError that creating and writing directory `path` would meet, before anything runs: a file in the
+    way, a read-only file system, no write permission. Creates nothing."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
 
 
 @contextlib.contextmanager
@@ -16,25 +34,30 @@ def atomic_path(path: str | os.PathLike):
     the temporary is removed and `path` is untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result should be an ordinary file
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result should be an ordinary file
         yield tmp
         if tmp.is_file():
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        if e.errno == errno.ENOTDIR:
+            raise
+        raise type(e)(e.errno, e.strerror, str(path)) from e  # name the file, not its temporary
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        lock = tmp.with_name(tmp.name + "-lock")  # LMDB writes a lock file beside its data file
-        with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                tmp.with_name(tmp.name + "-lock").unlink()  # LMDB writes a lock file beside its data file
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -138,7 +138,7 @@ def get_config(method: str, dataset: str, overrides: dict | list[str] | None = N
     A factory whose config names another method or dataset than the one it is registered under is refused: a
     copy-pasted `method="slate"` in a new method's config would otherwise train SLATE silently.
     """
-    from harness.config import apply_overrides
+    from harness.config import apply_overrides, check_precision, check_schedule
     from harness.contract import ContractError
 
     spec = METHODS.get(method)
@@ -150,7 +150,11 @@ def get_config(method: str, dataset: str, overrides: dict | list[str] | None = N
     if (config.method, config.dataset) != (method, dataset):
         raise ContractError(f"the config registered as {method}/{dataset} says method={config.method!r}, "
                             f"dataset={config.dataset!r}")
-    return apply_overrides(config, overrides) if overrides else config
+    if overrides:
+        return apply_overrides(config, overrides)
+    check_schedule(config)
+    check_precision(config)
+    return config
 
 
 def create_model(method: str, dataset: str = "synthetic", config=None, **overrides):

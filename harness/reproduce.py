@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.config import apply_overrides, config_hash
+from harness.config import config_hash
 from harness.errors import HarnessError
 from harness.registry import METHODS, get_config
 from harness.results import ResultError, read_record
@@ -52,29 +52,30 @@ class Cell:
         return METHODS.get(self.row.method).kind == "learned" and self.row.variant == "trained"
 
 
-def budgeted(config, steps: int | None, batch_size: int | None):
-    """`config` with a table's step budget and batch size; the warm-up follows the steps (total/20, docs/reference.md#hyper-parameters)."""
-    budget = {}
-    if steps is not None:
-        budget.update({"train.steps": steps, "train.warmup_steps": steps // 20})
-    if batch_size is not None:
-        budget["train.batch_size"] = batch_size
-    return apply_overrides(config, budget) if budget else config
+def budget_overrides(steps: int | None, batch_size: int | None) -> list[str]:
+    """A table's step budget and batch size as overrides; warm-up, validations and saving follow the steps
+    (harness.config.SCHEDULE_RULES)."""
+    return ([f"train.steps={steps}"] if steps is not None else []) + \
+        ([f"train.batch_size={batch_size}"] if batch_size is not None else [])
 
 
 def cell_config(table: Table, row: Row, overrides: list[str] = ()):
-    """The method's config for the row's dataset under the table's budget (every learned cell gets the same)."""
-    config = budgeted(get_config(row.method, row.dataset, list(row.overrides)), table.budget.steps,
-                      table.budget.batch_size)
-    return apply_overrides(config, list(overrides)) if overrides else config
+    """The method's config for the row's dataset under the table's budget (every learned cell gets the same; a
+    reference row has no training to budget). One `get_config` call, so that a schedule field set by any of the
+    overrides is kept and the others follow the steps: the table's overrides, the row's, the budget, the caller's."""
+    budget = [] if METHODS.get(row.method).kind == "reference" else budget_overrides(table.budget.steps,
+                                                                                   table.budget.batch_size)
+    return get_config(row.method, row.dataset, [*table.overrides, *row.overrides, *budget, *overrides])
 
 
 def stage_config(table: Table, stage: str, dataset: str):
     """A prerequisite's config under the table's stage budget; a learned method serving as a stage (SPOT's stage 1)
     trains under the budget of the learned cells, as it does in its own rows."""
     if METHODS.get(stage).kind == "learned":
-        return budgeted(get_config(stage, dataset), table.budget.steps, table.budget.batch_size)
-    return budgeted(get_config(stage, dataset), table.budget.stage_steps, None)
+        budget = budget_overrides(table.budget.steps, table.budget.batch_size)
+    else:
+        budget = budget_overrides(table.budget.stage_steps, table.budget.stage_batch_size)
+    return get_config(stage, dataset, [*table.overrides, *budget])
 
 
 def plan(table: Table, results: Path, seeds: list[int] | None = None) -> tuple[list[Cell], list[Cell]]:
@@ -158,9 +159,11 @@ class Runner:
         return weights
 
     def run(self, cell: Cell) -> dict:
+        from harness.compute import apply_deterministic
         from harness.run.cell import evaluate_cell
         from harness.run.train import train
 
+        apply_deterministic()  # a cluster job inherits the environment, not the process state
         config = cell_config(self.table, cell.row, self.overrides)
         identity = {"table": self.table.name, "label": cell.row.label, "variant": cell.row.variant}
         cost: dict = {}

@@ -6,6 +6,10 @@ from pathlib import Path
 # Before torch loads OpenMP: idle threads sleep instead of spinning, which on 2 shared cores (data-loader
 # workers, subprocess tests) made the suite ~3× slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# One thread count for this process and every subprocess a test starts (through the environment they inherit): a test
+# comparing the two must compare the same computation. OMP_NUM_THREADS, when set, decides; else at most 2.
+THREADS = int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1))
+os.environ["OMP_NUM_THREADS"] = str(THREADS)
 
 import zipfile  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
@@ -13,8 +17,7 @@ from types import SimpleNamespace  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-# Two cores: keep torch from oversubscribing when pytest runs alongside data-loader workers.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+torch.set_num_threads(THREADS)
 
 
 REFERENCE_DIR = Path(__file__).parent / "reference"

@@ -11,7 +11,7 @@ import torch
 
 from harness.bench import BACKBONE_COLUMNS, KERNEL_COLUMNS, LOADER_COLUMNS, ROW_COLUMNS, format_table
 from harness.cli import main
-from harness.nn.onednn import cpu_linear_backend, onednn_available
+from harness.nn.onednn import cpu_linear_choice, onednn_available
 from harness.registry import get_config
 
 TINY = ["--method", "dias", "sa", "--amp", "fp32", "bf16", "--steps", "1", "--images", "4", "--batch-size", "2",
@@ -44,8 +44,11 @@ def bench(tmp_path_factory):
 def test_method_table_has_one_row_per_method_amp_and_cache(bench):
     lines, result = bench
     assert lines[0].startswith("machine: cpu")
-    blas = r", fp32 BLAS [\d.]+ GFLOP/s" if cpu_linear_backend() == "onednn" else ""
-    assert re.fullmatch(rf"matmul 64×64: fp32 [\d.]+ GFLOP/s, bf16 [\d.]+ GFLOP/s{blas}", lines[1])
+    backend, why = cpu_linear_choice()
+    assert lines[1] == f"linear kernels: {backend} — {why}"  # which kernels, and why
+    other = ("blas" if backend == "onednn" else "onednn") if onednn_available() else None
+    other = rf", fp32 {other} [\d.]+ GFLOP/s" if other else ""
+    assert re.fullmatch(rf"matmul 64×64: fp32 [\d.]+ GFLOP/s, bf16 [\d.]+ GFLOP/s{other}", lines[2])
     header, rows = table_after(lines, "method")
     assert tuple(header) == ROW_COLUMNS
     assert [tuple(r[:4]) for r in rows] == [("dias", "synthetic", "fp32", "off"), ("dias", "synthetic", "fp32", "on"),

@@ -117,3 +117,58 @@ def test_a_missing_data_dir_is_one_error(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--method", "dias", "--dataset", "synthetic", "--data-dir",
                        tmp_path / "nothing", "--out", tmp_path / "run")
     assert "nothing" in one_error(code, err) and not (tmp_path / "run").exists()
+
+
+def test_an_output_path_through_a_file_is_one_error_naming_the_file(capsys, tmp_path, data_dir):
+    (tmp_path / "afile").write_text("not a directory")
+    for argv in (("train", "--method", "dias", "--dataset", "synthetic", "--data-dir", data_dir, "--out",
+                  tmp_path / "afile" / "run"),
+                 ("eval", "--method", "dias", "--dataset", "synthetic", "--data-dir", data_dir, "--checkpoint",
+                  tmp_path / "afile", "--output", tmp_path / "afile" / "out.json"),
+                 ("reproduce", "--table", "mini-ci", "--results", tmp_path / "afile" / "runs")):
+        code, _, err = run(capsys, *argv)
+        assert one_error(code, err).strip().endswith(f"{tmp_path / 'afile'} is a file, not a directory"), err
+        assert len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_read_only_or_forbidden_output_directory_is_one_error_before_anything_runs(capsys, tmp_path, data_dir,
+                                                                                    monkeypatch):
+    import os
+
+    real_statvfs, real_access = os.statvfs, os.access
+    monkeypatch.setattr(os, "statvfs", lambda p: type("S", (), {"f_flag": real_statvfs(p).f_flag | os.ST_RDONLY})())
+    argv = ("train", "--method", "dias", "--dataset", "synthetic", "--data-dir", data_dir, "--out", tmp_path / "run")
+    code, _, err = run(capsys, *argv)
+    assert one_error(code, err).strip() == f"error: {tmp_path}: read-only file system"
+    monkeypatch.setattr(os, "statvfs", real_statvfs)
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path) else real_access(p, mode))
+    code, _, err = run(capsys, *argv)
+    assert one_error(code, err).strip() == f"error: {tmp_path}: permission denied"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("errno_, message", [(28, "no space left on the device"), (30, "read-only file system"),
+                                             (13, "permission denied")])
+def test_a_failing_write_is_one_error_naming_the_file_and_leaves_nothing_half_written(errno_, message, capsys,
+                                                                                       tmp_path, data_dir,
+                                                                                       monkeypatch):
+    """The disk fills up (or turns read-only, or permissions change) while the result record is written."""
+    import pathlib
+
+    from harness.registry import create_model
+
+    save_weights(create_model("dias", "synthetic"), tmp_path / "w.pth")
+    output = tmp_path / "out" / "record.json"
+    real = pathlib.Path.write_bytes
+
+    def failing(self, data):
+        if self.name.startswith(".record.json."):
+            raise OSError(errno_, "simulated", str(self))
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", failing)
+    code, _, err = run(capsys, "eval", "--method", "dias", "--dataset", "synthetic", "--data-dir", data_dir,
+                       "--checkpoint", tmp_path / "w.pth", "--output", output, "--gallery", "0")
+    assert one_error(code, err).strip() == f"error: {output}: {message}" and len(err.strip().splitlines()) == 1
+    assert list((tmp_path / "out").iterdir()) == []  # no record, no temporary

@@ -2,8 +2,8 @@
 
 Each verb module has `register(subparsers)` (its arguments) and a `run(args)` that turns the parsed arguments into
 typed values and calls one library function; no library function sees an argparse namespace. Input errors (a
-`HarnessError`, an unknown registry name) are printed as one `error:` line with exit code 2; anything else is a bug
-and keeps its traceback.
+`HarnessError`, an unknown registry name) and file-system errors (an OSError: the path and what is wrong with it) are
+printed as one `error:` line with exit code 2; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, os_error_line
 from harness.nn.onednn import cpu_linear_backend
 from harness.registry import UnknownNameError
 
@@ -29,13 +29,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def apply_compute_args(args) -> None:
+    """--threads and --deterministic, for this process and the workers it starts."""
+    if args.threads is not None and args.threads < 1:
+        raise HarnessError(f"--threads {args.threads}: need at least 1")
+    if args.deterministic:
+        from harness.compute import set_deterministic
+
+        set_deterministic(args.threads)
+    elif args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "deterministic"):  # the verbs that compute (harness.cli.common.add_compute_args)
+            apply_compute_args(args)
         cpu_linear_backend()  # a bad $HARNESS_CPU_LINEAR stops here, before anything runs or is written
         return int(args.func(args) or 0)
     except (HarnessError, UnknownNameError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the machine's file system: a path that is a file, no permission, a read-only or full disk
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

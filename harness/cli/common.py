@@ -12,6 +12,13 @@ def add_overrides(p) -> None:
                    help="override a config field, e.g. --set train.steps=200 (repeatable)")
 
 
+def add_compute_args(p) -> None:
+    p.add_argument("--deterministic", action="store_true",
+                   help="bit-identical reruns on this machine: deterministic algorithms, PyTorch's BLAS for linear "
+                        "layers (unless $HARNESS_CPU_LINEAR says otherwise) and a fixed thread count; recorded")
+    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads of this process (default: torch's)")
+
+
 def add_cell_args(p) -> None:
     """The arguments naming one cell: method, dataset, data, seed, overrides, device and data-parallel size."""
     p.add_argument("--method", required=True, help="registered method name (see `python -m harness methods`)")
@@ -21,6 +28,7 @@ def add_cell_args(p) -> None:
     add_overrides(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (under torchrun: cpu or cuda, one GPU "
                                                    "per process)")
+    add_compute_args(p)
     # Not "--nproc": torchrun's parser claims any later flag that abbreviates one of its own options.
     p.add_argument("--ddp", type=int, metavar="K",
                    help="the number of data-parallel processes this run must have: checked against torchrun's "

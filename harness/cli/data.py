@@ -12,6 +12,7 @@ from harness.data.convert import CONVERTERS, convert
 from harness.data.datasets import LmdbSplit
 from harness.data.errors import DataError
 from harness.data.specs import DATASETS
+from harness.io import check_output_dir
 
 
 def _print_cards(paths: dict) -> None:
@@ -19,6 +20,7 @@ def _print_cards(paths: dict) -> None:
 
 
 def _convert(args) -> int:
+    check_output_dir(args.out)
     splits = (args.split,) if args.split else None
     written = convert(args.dataset, args.src, args.out, splits=splits, version=args.format,
                       check_count=not args.no_count_check)
@@ -27,6 +29,7 @@ def _convert(args) -> int:
 
 
 def _synth(args) -> int:
+    check_output_dir(args.out)
     config_class, write, _ = GENERATORS[args.dataset]
     resolution = {} if args.resolution is None else {"resolution": args.resolution}
     try:

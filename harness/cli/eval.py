@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from harness.cli.common import add_cell_args, cell_config
+from harness.io import check_output_dir
 
 
 def register(sub) -> None:
@@ -35,6 +36,7 @@ def run(args) -> int:
     from harness.run.distributed import current, process_group
 
     config = with_eval_noise(cell_config(args), args.noise)
+    check_output_dir(args.output.parent)
     with process_group(args.device, args.ddp) as device:
         record = evaluate_cell(config, data_dir=args.data_dir, checkpoint=args.checkpoint, seed=args.seed,
                                output=args.output, protocol=args.protocol, device=device, split=args.split,

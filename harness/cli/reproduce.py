@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.cli.common import add_overrides
+from harness.cli.common import add_compute_args, add_overrides
+from harness.io import check_output_dir
 from harness.reproduce import ReproduceError, ReproduceOptions, reproduce
 from harness.run.launch import EXECUTORS, SlurmOptions
 
@@ -28,6 +29,7 @@ def register(sub) -> None:
                    help="--executor local: cells run at once in worker processes, each with its share of the "
                         "cores (default: one per core on CPU, one on an accelerator; 1 = in this process)")
     add_overrides(p)
+    add_compute_args(p)
     p.add_argument("--allow-mixed", action="store_true",
                    help="aggregate cells that differ in protocol, data or budget (listed in the report) and reuse "
                         "records made with another config")
@@ -73,6 +75,8 @@ def run(args) -> int:
         raise ReproduceError("reproduce was started by a data-parallel launcher (WORLD_SIZE > 1): every process "
                              "would run every cell. Run it as one process; data-parallel cells come from "
                              "--executor slurm --slurm-gpus N, single runs from `torchrun ... -m harness train`")
+    for directory in (args.results, args.out):
+        check_output_dir(directory)
     options = ReproduceOptions(
         data_dir=args.data_dir, results=args.results, out_dir=args.out, checkpoints=args.checkpoints,
         device=args.device, overrides=tuple(args.overrides), allow_mixed=args.allow_mixed,

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from harness.cli.common import add_cell_args, cell_config
+from harness.io import check_output_dir
 
 
 def register(sub) -> None:
@@ -28,6 +29,7 @@ def run(args) -> int:
     from harness.run.train import train
 
     config = cell_config(args)
+    check_output_dir(args.out)
     with process_group(args.device, args.ddp) as device:
         summary = train(config, data_dir=args.data_dir, run_dir=args.out, seed=args.seed, device=device,
                         worker_seeding=args.worker_seeding, stage_weights=args.stage_weights)

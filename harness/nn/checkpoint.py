@@ -60,12 +60,13 @@ def _dtype(t: torch.Tensor) -> str:
 
 
 def checkpoint_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state_dict in the authors' layout: "m."-prefixed, fp32 (floating tensors), CPU, own storage."""
+    """The model's state_dict in the authors' layout: "m."-prefixed, fp32 (floating tensors; a float64 model's stay
+    float64, as they were trained), CPU, own storage."""
     out = {}
     for key, value in model.state_dict().items():
         value = value.detach().to("cpu")
         if value.is_floating_point():
-            value = value.float()
+            value = value.to(torch.promote_types(value.dtype, torch.float32))
         out[PREFIX + key] = value.clone()  # clone: a view must not drag its base's storage into the file
     return out
 

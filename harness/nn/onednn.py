@@ -10,9 +10,13 @@ The numbers change only by float reassociation (another blocking of the same fp3
 too: d input = grad · W, d W = gradᵀ · input, d bias = Σ grad. What is not fp32 on the CPU (bf16 autocast,
 float64, CUDA) and what is compiled goes to `F.linear` unchanged.
 
-`HARNESS_CPU_LINEAR=blas` keeps PyTorch's BLAS (the authors' kernels, for bit-level comparisons); the default is
-`onednn` where PyTorch has it. Results record which one computed them (harness.run.identity). The measured effect is
-in docs/experiments.md#2026-12-01-linear-layers-through-onednn.
+Which one runs by default follows a rule (`cpu_linear_choice`): oneDNN only where it is faster, i.e. where the CPU
+has AVX-512, oneDNN may use it and MKL does not (any non-Intel CPU, or MKL_ENABLE_INSTRUCTIONS below AVX512); BLAS
+everywhere else — on an Intel CPU with AVX-512, MKL's own kernels are as fast (measured in
+docs/experiments.md#2026-12-01-linear-layers-through-onednn and
+docs/experiments.md#2026-12-06-the-cpu-kernel-default). A rule rather than a timing: the same machine always picks the
+same kernels, so its numbers repeat. `HARNESS_CPU_LINEAR=blas|onednn` forces either. Results record which one
+computed them and why (harness.compute.hardware).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import os
 import torch
 import torch.nn.functional as F
 
+from harness.cpu import cpu_info, mkl_uses_avx512, onednn_may_use_avx512
 from harness.errors import HarnessError
 
 ENV = "HARNESS_CPU_LINEAR"
@@ -46,12 +51,31 @@ def onednn_available() -> bool:
         return False
 
 
+def cpu_linear_choice() -> tuple[str, str]:
+    """("onednn" | "blas", why): what `cpu_linears()` uses on this machine — $HARNESS_CPU_LINEAR if set, else oneDNN
+    exactly where the CPU has AVX-512 that oneDNN may use and MKL does not."""
+    asked = os.environ.get(ENV)
+    if asked is not None:
+        if asked not in BACKENDS:
+            raise HarnessError(f"${ENV}={asked!r}: expected one of {', '.join(BACKENDS)}")
+        if asked == "onednn" and not onednn_available():
+            return "blas", f"${ENV}=onednn, but this PyTorch build has no working oneDNN linear"
+        return asked, f"${ENV}={asked}"
+    cpu = cpu_info()
+    if not onednn_available():
+        return "blas", "this PyTorch build has no working oneDNN linear"
+    if not onednn_may_use_avx512():
+        return "blas", (f"oneDNN may not use AVX-512 here ({cpu.model}{'' if cpu.avx512 else ' has none'}), so it "
+                        "would not be faster than MKL")
+    if mkl_uses_avx512():
+        return "blas", f"MKL runs its AVX-512 kernels on this {cpu.short_vendor} CPU ({cpu.model}): oneDNN is no faster"
+    return "onednn", (f"MKL runs AVX2 kernels on this {cpu.short_vendor} CPU ({cpu.model}), oneDNN its AVX-512 ones: "
+                      "about twice the matmul rate")
+
+
 def cpu_linear_backend() -> str:
-    """"onednn" or "blas": what `cpu_linears()` uses, from $HARNESS_CPU_LINEAR (default onednn where available)."""
-    asked = os.environ.get(ENV, "onednn")
-    if asked not in BACKENDS:
-        raise HarnessError(f"${ENV}={asked!r}: expected one of {', '.join(BACKENDS)}")
-    return "onednn" if asked == "onednn" and onednn_available() else "blas"
+    """"onednn" or "blas": what `cpu_linears()` uses here (`cpu_linear_choice`)."""
+    return cpu_linear_choice()[0]
 
 
 def _onednn(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from harness.config import apply_overrides
 from harness.data import DATASETS, TexturedConfig
 from harness.nn.dinov2 import DinoV2Spec
 
@@ -42,9 +43,8 @@ def adapt(config, *, lr: float | None = None, steps: int = STEPS, batch_size: in
     """A method's small (`synthetic`) config moved onto this recipe: the textured data set, its slots and resolution,
     the pretrained backbone (if the method has one), the budget and the flip augmentation; `fields` are the method's
     own further changes."""
-    train = dataclasses.replace(config.train, steps=steps, batch_size=batch_size, warmup_steps=steps // 20,
-                                val_interval=steps, save_since=steps // 2, augment="flip",
-                                lr=config.train.lr if lr is None else lr)
+    train = apply_overrides(config.train, {"steps": steps, "batch_size": batch_size, "val_points": 1, "augment": "flip",
+                                           "lr": config.train.lr if lr is None else lr})
     common = dict(dataset=DATASET, num_slots=SLOTS, resolution=RESOLUTION, train=train,
                   eval=dataclasses.replace(config.eval, resolution=RESOLUTION))
     if hasattr(config, "backbone"):

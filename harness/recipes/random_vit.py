@@ -47,6 +47,5 @@ def train_config(*, lr: float, amp: str, steps: int = STEPS, batch_size: int = B
     val images twice per run (the table's evaluation covers the whole split); data loading in the main process
     (workers cost more than they save here).
     `amp` per method: whichever of "bf16"/"off" trains faster on this CPU."""
-    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=steps // 20, val_interval=steps // 2,
-                       save_since=steps // 2, num_workers=0, amp=amp, val_limit=100,
+    return TrainConfig(steps=steps, batch_size=batch_size, lr=lr, val_points=2, num_workers=0, amp=amp, val_limit=100,
                        loss_weights=dict(loss_weights or {}), freeze=list(freeze or []))

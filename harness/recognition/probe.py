@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from harness.compute import forward_precision
 from harness.data import collate
 from harness.errors import HarnessError
 from harness.metrics.recognition import (
@@ -32,7 +33,6 @@ from harness.metrics.recognition import (
 )
 from harness.nn.mlp import MLP
 from harness.recognition.trivial import PairStatistics, TrivialPredictor
-from harness.run.evaluate import forward_precision
 from harness.run.loader import train_loader
 from harness.run.schedules import learning_rate
 from harness.run.seeding import seed_everything

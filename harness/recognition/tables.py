@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from harness.compute import device_description
 from harness.config import apply_overrides, config_hash, to_dict
 from harness.data import open_split
 from harness.errors import HarnessError
@@ -26,7 +27,7 @@ from harness.io import atomic_write_text
 from harness.recognition.probe import ProbeConfig, extract_pairs, train_probe, train_probe_on_pairs
 from harness.registry import get_config
 from harness.reproduce import Cell
-from harness.run.identity import device_description, file_sha256, versions
+from harness.run.identity import file_sha256, versions
 from harness.run.seeding import derive_seed, seed_everything
 from harness.tables import TABLES, Row, Table
 

@@ -8,19 +8,27 @@ from pathlib import Path
 
 import torch
 
-from harness.config import config_hash, to_dict
+from harness.compute import device_description, hardware
+from harness.config import config_hash, to_dict, torch_dtype
 from harness.data import open_split
 from harness.nn.checkpoint import weights_bytes
 from harness.results import make_record, write_gallery, write_record
 from harness.run.distributed import current, rank_device
 from harness.run.evaluate import evaluate
 from harness.run.feature_cache import DEFAULT_STORAGE, use_feature_cache
-from harness.run.identity import backbone_identity, device_description, file_sha256, versions
+from harness.run.identity import backbone_identity, file_sha256, versions
 from harness.run.launch import progress_bar
 from harness.run.seeding import seed_everything
 from harness.run.train import build_model, load_trained
 
 UNTRAINED = "untrained"
+
+
+def noise_key(config, seed: int) -> tuple:
+    """What seeds an evaluation's slot noise (harness.run.evaluate): the cell — method, dataset, seed — and never
+    the weights' bytes. A checkpoint that differs in its last bit (another CPU's kernels) must draw the same noise,
+    or the evaluation's own noise would pass for a difference between machines."""
+    return (config.method, config.dataset, seed)
 
 
 def eval_noise(config) -> str:
@@ -42,7 +50,7 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
     if checkpoint is None:
         seed_everything(seed)
         model = build_model(config, device, stage_weights)
-        # the initial weights' sha256, as a checkpoint file of them would have: it seeds the evaluation noise
+        # the initial weights' sha256, as a checkpoint file of them would have
         ckpt = {"path": None, "sha256": hashlib.sha256(weights_bytes(model)).hexdigest(), "kind": UNTRAINED}
     else:
         model = load_trained(config, checkpoint, device)
@@ -54,7 +62,7 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
     with cache as (evaluated, cache_use), progress_bar(total=images, unit="img", enabled=progress and world.main,
                                                        desc=f"eval {config.method}/{config.dataset}/{seed}") as bar:
         out = evaluate(model, evaluated, mask=config.eval.mask, protocol=protocol,
-                       noise_seed=(ckpt["sha256"], seed), device=device,
+                       noise_seed=noise_key(config, seed), device=device, dtype=torch_dtype(config),
                        batch_size=config.eval.batch_size, amp=config.eval.amp, resolution=config.eval.resolution,
                        gallery=gallery, limit=limit, num_workers=num_workers, progress=bar)
     identity = {
@@ -63,7 +71,8 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
         "checkpoint": ckpt, "backbone": backbone_identity(model, config), "eval_noise": eval_noise(config),
         "mask": config.eval.mask,
         "steps": config.train.steps if ckpt["kind"] != UNTRAINED else 0, "batch_size": config.train.batch_size,
-        "versions": versions(), "device": device_description(device), "processes": world.size,
+        "versions": versions(), "device": device_description(device), "hardware": hardware(device),
+        "processes": world.size,
         **(identity_extra or {}),
     }
     cost = {**(cost or {}), "eval_seconds": out.seconds, "eval_images_per_second": out.images / max(out.seconds, 1e-9),

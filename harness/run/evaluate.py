@@ -18,13 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from harness.compute import forward_precision
 from harness.contract import SlotModel
 from harness.data import collate
 from harness.metrics import attention_to_segments, segmentation_metrics
 from harness.metrics.protocols import METRICS
-from harness.nn.onednn import cpu_linears
 from harness.run.distributed import World, current
 from harness.run.seeding import derive_seed
 
@@ -41,14 +42,19 @@ class EvalOutput:
     seconds: float
 
 
-def forward_precision(device: torch.device, amp: str):
-    """How a forward computes: the authors' AMP — fp16 autocast on CUDA, "bf16" autocast anywhere — or else full
-    precision, where on the CPU the linear layers run through oneDNN (harness.nn.onednn)."""
-    if amp == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if amp == "fp16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return cpu_linears(device) if device.type == "cpu" else contextlib.nullcontext()
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """`t` in float32, or in its own dtype where that is wider (a float64 model's losses and maps stay float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def resize_masks(gt: torch.Tensor, size: int) -> torch.Tensor:
+    """(b, R, R, S) bool ground truth at the evaluation size, nearest-exact: what the authors' segment resize does to
+    a source smaller than 256² (docs/reference.md#transforms-and-collate), for data generated below the size the
+    metrics are computed at. Unchanged where R = size."""
+    if gt.shape[1] == size:
+        return gt
+    channels = gt.permute(0, 3, 1, 2).to(torch.uint8)
+    return F.interpolate(channels, size=(size, size), mode="nearest-exact").permute(0, 2, 3, 1).bool()
 
 
 def denormalise(images: torch.Tensor) -> np.ndarray:
@@ -84,10 +90,11 @@ def _metrics_to_host(parts: list) -> list:
 @torch.inference_mode()
 def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, device: torch.device,
              batch_size: int = 32, amp: str = "fp16", resolution: int | None = None, limit: int | None = None,
-             gallery: int = 0, num_workers: int = 0, progress=None) -> EvalOutput:
+             gallery: int = 0, num_workers: int = 0, progress=None, dtype: torch.dtype = torch.float32
+             ) -> EvalOutput:
     """Evaluate `model` on `dataset` (items {"image", "segment"} and, from a feature cache, "feature"; `.keys`);
-    `mask` names the segmentation map. The model runs under its `masks_only()` (nothing but masks is read), and
-    the metrics stay on the device until the last batch."""
+    `mask` names the segmentation map; images enter the model as `dtype` (its `MethodConfig.dtype`). The model runs
+    under its `masks_only()` (nothing but masks is read), and the metrics stay on the device until the last batch."""
     import time
 
     start = time.perf_counter()
@@ -107,22 +114,24 @@ def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, dev
     with torch.random.fork_rng(devices=devices), masks_only:
         for (number, items), batch in zip(mine, loader):
             torch.manual_seed(derive_seed("eval-noise", *noise_seed, number))
-            images = batch["image"].to(device, non_blocking=True)
-            gt = batch["segment"].to(device, non_blocking=True)  # (b,R,R,S) bool
-            size = resolution or gt.shape[1]
+            images = batch["image"].to(device, dtype, non_blocking=True)
+            shown_gt = batch["segment"].to(device, non_blocking=True)  # (b,R,R,S) bool, as the images
+            size = resolution or shown_gt.shape[1]
+            gt = resize_masks(shown_gt, size)
             features = batch.get("feature")  # cached backbone output (harness.run.feature_cache)
             with forward_precision(device, amp):
                 out = model(images) if features is None else model(images, features=features.to(device))
             if mask not in out.masks:
                 raise KeyError(f"model output has no mask {mask!r}; it has {sorted(out.masks)}")
-            pred = attention_to_segments(out.masks[mask].float(), size)
+            pred = attention_to_segments(at_least_float32(out.masks[mask]), size)
             metrics = segmentation_metrics(pred, gt.flatten(1, 2), protocol=protocol)
             shown = None
             take = gallery - items[0]
             if take > 0:
-                shown = {"image": denormalise(images[:take]), "gt": gt_index_map(gt[:take]),
-                         "masks": {name: attention_to_segments(attn[:take].float(), size).to(torch.uint8)
-                                   .argmax(-1).view(-1, size, size).cpu().numpy()
+                side = shown_gt.shape[1]  # the gallery shows masks at the images' size
+                shown = {"image": denormalise(images[:take]), "gt": gt_index_map(shown_gt[:take]),
+                         "masks": {name: attention_to_segments(at_least_float32(attn[:take]), side).to(torch.uint8)
+                                   .argmax(-1).view(-1, side, side).cpu().numpy()
                                    for name, attn in out.masks.items()}}
             parts.append((number, {k: metrics[k] for k in METRIC_COLUMNS}, shown))
             if progress is not None:
@@ -144,7 +153,7 @@ def evaluate(model, dataset, *, mask: str, protocol: str, noise_seed: tuple, dev
 
 @torch.inference_mode()
 def mean_losses(model, dataset, *, device: torch.device, batch_size: int, amp: str, limit: int | None = None,
-                noise_seed: tuple = ()) -> dict[str, float]:
+                noise_seed: tuple = (), dtype: torch.dtype = torch.float32) -> dict[str, float]:
     """Mean of each loss term over the first `limit` images: the validation of a stage, which has no masks."""
     if limit is not None:
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
@@ -157,7 +166,7 @@ def mean_losses(model, dataset, *, device: torch.device, batch_size: int, amp: s
         loader = DataLoader(dataset, batch_sampler=[items for _, items in mine], collate_fn=collate)
         for (number, _), batch in zip(mine, loader):
             torch.manual_seed(derive_seed("val-losses", *noise_seed, number))
-            images = batch["image"].to(device)
+            images = batch["image"].to(device, dtype)
             with forward_precision(device, amp):
                 out = model(images)
             parts.append((number, {name: float(value) * len(images) for name, value in out.losses.items()}))

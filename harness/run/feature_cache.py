@@ -52,13 +52,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from harness.compute import forward_precision
 from harness.contract import SlotModel
 from harness.data.card import data_card_fingerprint
 from harness.data.lmdb_io import LmdbReader, LmdbWriter
 from harness.data.transforms import ValTransform
 from harness.errors import HarnessError
 from harness.nn.onednn import cpu_linear_backend
-from harness.run.evaluate import forward_precision
 
 FORMAT = "harness.feature-cache/1"
 STORAGE = {"float32": torch.float32, "float16": torch.float16}
@@ -69,9 +69,10 @@ class FeatureCacheError(HarnessError):
 
 def frozen_backbone(model: SlotModel) -> nn.Module | None:
     """The backbone the model declares frozen (`SlotModel.frozen_backbone`), or None (e.g. `sa` and the reference
-    rows). Refuses a backbone with trainable parameters: its output would change."""
+    rows, and models computing in float64: the cache keeps float32 outputs). Refuses a backbone with trainable
+    parameters: its output would change."""
     backbone = model.frozen_backbone()
-    if backbone is None:
+    if backbone is None or any(p.dtype != torch.float32 for p in backbone.parameters()):
         return None
     trainable = [name for name, p in backbone.named_parameters() if p.requires_grad]
     if trainable:
@@ -229,7 +230,8 @@ def use_feature_cache(cache_dir: str | Path | None, model: nn.Module, dataset, *
         return
     backbone = frozen_backbone(model)
     if backbone is None:
-        yield dataset, CacheUse(f"not applicable: {type(model).__name__} has no frozen backbone taking features")
+        yield dataset, CacheUse(f"not applicable: {type(model).__name__} has no float32 frozen backbone taking "
+                                "features")
         return
     identity = cache_identity(backbone, dataset, device=device, amp=amp, batch_size=batch_size, storage=storage)
     path = cache_path(cache_dir, identity)

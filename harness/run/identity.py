@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 import harness
-from harness.nn.onednn import cpu_linear_backend
 
 PACKAGES = ("torch", "numpy", "scipy", "transformers", "diffusers", "lmdb", "opencv-python-headless")
 
@@ -38,13 +37,6 @@ def git_revision() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return rev + ("+dirty" if dirty else "")
-
-
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return (f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-            f"linear layers: {cpu_linear_backend()})")
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, describe
 
 EXECUTORS = ("local", "submitit-local", "slurm")
 LOCAL_MINUTES = 24 * 60  # submitit-local's time limit when the table and the command line name none
@@ -122,9 +122,12 @@ def init_worker(threads: int, started) -> None:
     parallel cells' bars do not overwrite each other)."""
     import torch
 
+    from harness.compute import apply_deterministic
+
     global WORKER_SLOT
     die_with_parent()
     torch.set_num_threads(threads)
+    apply_deterministic()
     with started.get_lock():
         WORKER_SLOT, started.value = started.value, started.value + 1
 
@@ -166,7 +169,7 @@ class LocalPool:
                 try:
                     result = future.result()
                 except Exception as e:
-                    failures.append(f"  {job.name}: {type(e).__name__}: {e}")
+                    failures.append(f"  {job.name}: {describe(e)}")
                     continue
                 yield job, result
         except BaseException:

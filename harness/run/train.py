@@ -3,9 +3,11 @@ optimiser, data, resume, then the step loop — schedule, autocast forward, weig
 backward, unscale, clip, step — with validation and a full-state checkpoint every N steps.
 
 A run directory holds: train_state.pt (everything needed to resume; rewritten atomically), weights.pth (the
-authors' checkpoint layout, written at the end), train.csv / val.csv / tensorboard/ (logs) and run.json (wall
-time, images/s, peak memory, device, versions). Calling `train` on a directory with a train_state.pt resumes it;
-on CPU the result is bit-identical to an uninterrupted run.
+authors' checkpoint layout, written at the end), checkpoints/step-N.pth (the weights at every validation from
+`train.save_since` on, as the authors' SaveModel keeps them), train.csv / val.csv / tensorboard/ (logs) and run.json
+(wall time, images/s, peak memory, hardware, versions). Calling `train` on a directory with a train_state.pt resumes
+it; on the same machine the result is bit-identical to an uninterrupted run (the state names the kernels that wrote
+it, and a resume on other kernels says that it cannot be).
 
 Data-parallel (inside a process group, harness.run.distributed; e.g. under torchrun): DistributedDataParallel
 around the model, `train.batch_size` stays the global batch B and each of the K ranks takes its B/K shard of it
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,8 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from harness.config import config_hash, to_dict
+from harness.compute import KERNEL_FIELDS, device_description, forward_precision, hardware
+from harness.config import config_hash, to_dict, torch_dtype
 from harness.data import collate, open_split
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
@@ -38,9 +42,9 @@ from harness.metrics.aggregate import dataset_means
 from harness.nn.checkpoint import load_weights, save_weights
 from harness.registry import METHODS
 from harness.run.distributed import current, rank_device
-from harness.run.evaluate import evaluate, forward_precision, mean_losses
+from harness.run.evaluate import at_least_float32, evaluate, mean_losses
 from harness.run.feature_cache import frozen_backbone
-from harness.run.identity import device_description, peak_memory_mb, versions
+from harness.run.identity import peak_memory_mb, versions
 from harness.run.launch import progress_bar
 from harness.run.loader import loss_scale, shard, train_loader
 from harness.run.runlog import RunLog
@@ -51,6 +55,7 @@ from harness.run.train_data import cached_view, training_split
 
 WEIGHTS = "weights.pth"
 SUMMARY = "run.json"
+CHECKPOINTS = "checkpoints"  # the weights at every validation from `train.save_since` on (the authors' SaveModel)
 
 
 class NonFiniteLoss(HarnessError):
@@ -65,6 +70,7 @@ class TrainSummary:
     peak_memory_mb: float
     resumed_from: int
     weights: Path
+    curve: list[dict]  # every validation of the run: {"step", metric or loss name: value}
 
 
 def freeze(model: torch.nn.Module, patterns: list[str]) -> None:
@@ -82,7 +88,7 @@ def build_model(config, device: torch.device, stage_weights: str | Path | None =
     for loading complete weights (ours or the authors', which contain backbone and stage) next.
     """
     spec = METHODS.get(config.method)
-    model = spec.build(config, pretrained=initial)
+    model = spec.build(config, pretrained=initial).to(torch_dtype(config))
     if config.stage is not None and initial:
         if stage_weights is None:
             raise HarnessError(f"{config.method} needs the weights of its stage {config.stage!r}")
@@ -118,7 +124,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     # --- resume: the full state of the last checkpoint, if the run directory has one ---
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / TRAIN_STATE
-    at = Position()
+    at, curve, kernels = Position(), [], kernel_identity(device)
     if state_path.exists():
         state = load_train_state(state_path, config_hash=chash, seed=seed, world_size=world.size)
         model.load_state_dict(state["model"])
@@ -126,6 +132,8 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
         scaler.load_state_dict(state["scaler"])
         at = Position(state["step"], state["epoch"], state["consumed"], saved=state["step"])
         set_rng_state(state["rng"][world.rank], device)
+        curve = [point for point in state.get("curve", []) if point["step"] <= at.step]
+        warn_if_other_kernels(state.get("kernels"), kernels, state_path)
     resumed_from = at.step
     net = model if world.size == 1 else DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -137,7 +145,8 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
         if world.main:
             save_train_state(state_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                              scaler=scaler.state_dict(), step=at.step, epoch=at.epoch, consumed=at.consumed,
-                             rng=rngs, world_size=world.size, config_hash=chash, seed=seed)
+                             rng=rngs, world_size=world.size, config_hash=chash, seed=seed, curve=curve,
+                             kernels=kernels)
 
     # --- the loop: schedule → step → log / validate / checkpoint ---
     log = RunLog(run_dir, resume_step=at.step, enabled=world.main)
@@ -166,7 +175,11 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
                 log.write("train", at.step, {"lr": lr, **logged, "images_per_s": rate})
                 bar.set_postfix(loss=f"{logged['loss']:.4f}")
             if at.step % tc.val_interval == 0 or at.step == tc.steps:
-                log.write("val", at.step, validate(model, config, val_set, device, (chash, seed, at.step)))
+                point = validate(model, config, val_set, device, (chash, seed, at.step))
+                log.write("val", at.step, point)
+                curve.append({"step": at.step, **point})
+                if tc.save_since <= at.step < tc.steps and world.main:  # the last step's weights are weights.pth
+                    save_weights(model, run_dir / CHECKPOINTS / f"step-{at.step:06d}.pth")
             if at.step % checkpoint_every == 0 or at.step == tc.steps:
                 save_state()
             if at.step >= tc.steps:
@@ -180,18 +193,34 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     seconds = time.perf_counter() - started
     weights_path = run_dir / WEIGHTS
     summary = TrainSummary(at.step, seconds, images_seen / max(seconds, 1e-9), peak_memory_mb(device), resumed_from,
-                           weights_path)
+                           weights_path, curve)
     if world.main:
         save_weights(model, weights_path)
         record = {"method": config.method, "dataset": config.dataset, "seed": seed, "config_hash": chash,
                   "config": to_dict(config), "steps": at.step, "resumed_from": resumed_from,
                   "seconds_this_session": seconds, "images_per_second": summary.images_per_second,
                   "peak_memory_mb": summary.peak_memory_mb, "device": device_description(device),
+                  "hardware": hardware(device),
                   "processes": world.size, "train_card": train_set.card, "worker_seeding": worker_seeding,
                   "versions": versions()}
         atomic_write_text(run_dir / SUMMARY, json.dumps(record, indent=1, default=str) + "\n")
     world.barrier()  # the weights exist for every rank once train returns
     return summary
+
+
+def kernel_identity(device: torch.device) -> dict:
+    """What decides this process's rounding: the kernel fields of `harness.compute.hardware`."""
+    described = hardware(device)
+    return {k: described[k] for k in KERNEL_FIELDS}
+
+
+def warn_if_other_kernels(saved: dict | None, now: dict, state_path: Path) -> None:
+    """A run resumed on other kernels (another CPU, kernel library or thread count) trains on, but cannot end
+    bit-identical to an uninterrupted run: say so, once."""
+    if saved is not None and saved != now:
+        changed = ", ".join(f"{k} {saved.get(k)!r} → {now.get(k)!r}" for k in now if saved.get(k) != now.get(k))
+        print(f"note: {state_path} was written with other kernels ({changed}); the resumed run will not be "
+              "bit-identical to an uninterrupted one", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -215,11 +244,12 @@ def train_step(net, model, optimizer, scaler, batch, config, at: Position, scale
     (the model's `clip_gradients`), step. Returns what the log records (global batch means), as tensors: the
     loop reads them only when it logs."""
     tc, world = config.train, current()
-    images = batch["image"].to(device, non_blocking=True)
+    dtype = torch_dtype(config)
+    images = batch["image"].to(device, dtype, non_blocking=True)
     features = batch.get("feature")  # the frozen backbone's cached output (harness.run.train_data)
     with forward_precision(device, tc.amp):
         out = net(images) if features is None else net(images, features=features.to(device, non_blocking=True))
-    terms = {name: value.float() for name, value in out.losses.items()}
+    terms = {name: at_least_float32(value) for name, value in out.losses.items()}
     weights = loss_weights(at.step, tc, terms)
     batch_terms = world.average({name: value * scale for name, value in terms.items()})  # global means
     for name, value in batch_terms.items():
@@ -244,7 +274,8 @@ def train_step(net, model, optimizer, scaler, batch, config, at: Position, scale
 def validate(model, config, val_set, device: torch.device, noise_seed: tuple) -> dict[str, float]:
     """Validation during training: the segmentation metrics of the config's mask (as the authors log them), or,
     for a stage without masks (a VQ-VAE), its mean losses."""
-    kw = dict(device=device, batch_size=config.eval.batch_size, amp=config.eval.amp, limit=config.train.val_limit)
+    kw = dict(device=device, batch_size=config.eval.batch_size, amp=config.eval.amp, limit=config.train.val_limit,
+              dtype=torch_dtype(config))
     if not config.eval.mask:
         return mean_losses(model, val_set, noise_seed=noise_seed, **kw)
     val = evaluate(model, val_set, mask=config.eval.mask, protocol=DEFAULT_PROTOCOL, noise_seed=noise_seed, **kw)

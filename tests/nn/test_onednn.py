@@ -5,10 +5,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness import cpu
+from harness.compute import device_description, hardware
 from harness.errors import HarnessError
 from harness.nn import onednn
 from harness.nn.onednn import ENV, cpu_linear_backend, cpu_linears, linear
-from harness.run.identity import device_description
 
 pytestmark = pytest.mark.skipif(not onednn.onednn_available(), reason="this PyTorch build has no oneDNN linear")
 SHAPES = [((2088, 384), 1536), ((8, 261, 384), 1152), ((3, 5, 7, 33), 17), ((1, 1), 1)]
@@ -110,7 +111,7 @@ def test_cpu_linears_routes_linear_and_multihead_attention_projections(monkeypat
     layer = nn.TransformerDecoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=True, bias=False)
     x, memory = torch.randn(2, 10, 32), torch.randn(2, 3, 32)
     reference = layer(x, memory)
-    with cpu_linears(torch.device("cpu")):
+    with cpu_linears(torch.device("cpu"), "onednn"):
         assert F.linear is linear
         out = layer(x, memory)
         out.sum().backward()
@@ -126,7 +127,7 @@ def test_cpu_linears_restores_on_error_and_nests():
     with pytest.raises(RuntimeError, match="boom"), cpu_linears(torch.device("cpu")):
         raise RuntimeError("boom")
     assert F.linear is onednn._BLAS_LINEAR
-    with cpu_linears(torch.device("cpu")):
+    with cpu_linears(torch.device("cpu"), "onednn"):
         with cpu_linears(torch.device("cpu"), "blas"):
             assert F.linear is onednn._BLAS_LINEAR
             with cpu_linears(torch.device("cpu")):  # no backend named: the enclosing one's
@@ -153,6 +154,34 @@ def test_unknown_backend_is_one_clear_error(monkeypatch):
 
 
 def test_records_name_the_linear_backend(monkeypatch):
+    monkeypatch.setenv(ENV, "onednn")
     assert device_description(torch.device("cpu")).endswith("linear layers: onednn)")
+    assert hardware(torch.device("cpu"))["linear_why"] == "$HARNESS_CPU_LINEAR=onednn"
     monkeypatch.setenv(ENV, "blas")
     assert device_description(torch.device("cpu")).endswith("linear layers: blas)")
+    h = hardware(torch.device("cpu"))
+    assert (h["linear"], h["env"][ENV], h["threads"]) == ("blas", "blas", torch.get_num_threads())
+    assert h["cpu"] == cpu.cpu_info().model and h["isa"] == torch.backends.cpu.get_cpu_capability()
+
+
+@pytest.mark.parametrize("vendor,avx512,env,expected", [
+    ("AuthenticAMD", True, {}, "onednn"),  # MKL runs AVX2 on AMD: oneDNN's AVX-512 is about twice as fast
+    ("GenuineIntel", True, {}, "blas"),  # MKL runs AVX-512 on Intel: oneDNN is no faster (measured 1.01×)
+    ("GenuineIntel", True, {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}, "onednn"),  # MKL capped below AVX-512
+    ("AuthenticAMD", True, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, "blas"),  # oneDNN capped: no gain left
+    ("AuthenticAMD", True, {"DNNL_MAX_CPU_ISA": "avx2"}, "blas"),  # oneDNN's older variable name
+    ("AuthenticAMD", False, {}, "blas"),  # no AVX-512: both libraries run AVX2
+    ("GenuineIntel", False, {}, "blas"),
+    ("AuthenticAMD", True, {ENV: "blas"}, "blas"),  # forced either way
+    ("GenuineIntel", True, {ENV: "onednn"}, "onednn"),
+])
+def test_the_kernel_default_follows_the_machine(monkeypatch, vendor, avx512, env, expected):
+    fake = cpu.CpuInfo(model="a CPU", vendor=vendor, avx512=avx512)
+    monkeypatch.setattr(cpu, "cpu_info", lambda: fake)
+    monkeypatch.setattr(onednn, "cpu_info", lambda: fake)
+    for name in (ENV, *cpu.KERNEL_ENV):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    backend, why = onednn.cpu_linear_choice()
+    assert backend == expected and why

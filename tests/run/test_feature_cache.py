@@ -101,6 +101,8 @@ def test_backbone_output_does_not_depend_on_the_batch_on_cpu(synth_dir, dias):
 
 
 def test_every_input_of_the_features_changes_the_file(tmp_path, synth_dir, dias, monkeypatch):
+    if onednn_available():
+        monkeypatch.setenv(onednn.ENV, "onednn")
     val = open_split(synth_dir, "synthetic", "val")
     base = identity_of(dias, val)
     other_data = tmp_path / "other"
@@ -117,7 +119,7 @@ def test_every_input_of_the_features_changes_the_file(tmp_path, synth_dir, dias,
         "batch size": identity_of(dias, val, batch_size=4),
         "storage": identity_of(dias, val, storage="float16"),
     }
-    if onednn_available():  # the default computes linear layers with oneDNN; PyTorch's BLAS rounds otherwise
+    if onednn_available():  # oneDNN and PyTorch's BLAS round the linear layers differently
         with monkeypatch.context() as env:
             env.setenv(onednn.ENV, "blas")
             changed["linear kernels"] = identity_of(dias, val)

@@ -73,7 +73,7 @@ def test_reproduce_runs_missing_cells_only_and_survives_interruption(tmp_path, m
 
 def test_unequal_budgets_are_refused_unless_allowed(tmp_path, capsys):
     assert run(tmp_path, "--seeds", "0") == 0
-    assert run(tmp_path, "--seeds", "1", "--set", "train.steps=3") == 2
+    assert run(tmp_path, "--seeds", "1", "--set", "train.steps=5") == 2
     assert "refuses to aggregate mixed cells" in capsys.readouterr().err
     assert run(tmp_path, "--seeds", "1", "--allow-mixed") == 0
 

@@ -12,6 +12,7 @@ import torch
 from conftest import TINY
 
 from harness.nn.checkpoint import read_weights
+from harness.registry import get_config
 from harness.run.cell import evaluate_cell
 from harness.run.state import TRAIN_STATE
 from harness.run.train import NonFiniteLoss, train
@@ -24,8 +25,11 @@ def same_weights(a: Path, b: Path) -> bool:
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_kill_minus_nine_then_resume_is_bit_identical(tmp_path, synth_dir, tiny_config):
-    config = tiny_config  # 12 steps, a checkpoint every 3 steps
+@pytest.mark.parametrize("kernels", ["onednn", "blas"])
+def test_kill_minus_nine_then_resume_is_bit_identical(tmp_path, synth_dir, kernels, monkeypatch):
+    """The killed run is a CLI process, the resumed and the uninterrupted runs are this process: the same thread count
+    (conftest) and the same linear kernels, the machine's default (oneDNN here) and PyTorch's BLAS."""
+    monkeypatch.setenv("HARNESS_CPU_LINEAR", kernels)
     steps = ["--set", "train.steps=24"]
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "harness", "train", "--method", "dias", "--dataset", "synthetic", "--data-dir",
@@ -45,9 +49,7 @@ def test_kill_minus_nine_then_resume_is_bit_identical(tmp_path, synth_dir, tiny_
     assert 6 <= killed_at < 24 and not (killed / "weights.pth").exists()
     at_kill = torch.load(state, weights_only=True)["model"]
 
-    from harness.config import apply_overrides
-
-    long = apply_overrides(config, ["train.steps=24"])
+    long = get_config("dias", "synthetic", [*TINY, "train.steps=24"])  # the killed CLI run's config
     resumed = train(long, data_dir=synth_dir, run_dir=killed, seed=7, progress=False)
     assert resumed.resumed_from == killed_at and resumed.steps == 24
     straight = train(long, data_dir=synth_dir, run_dir=tmp_path / "straight", seed=7, progress=False)
@@ -104,3 +106,27 @@ def test_non_finite_loss_names_step_and_term_and_keeps_last_checkpoint(tmp_path,
         train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=0, progress=False)
     assert torch.load(tmp_path / TRAIN_STATE, weights_only=True)["step"] == 3
     assert not (tmp_path / "weights.pth").exists()
+
+
+def test_a_resume_on_other_kernels_says_it_cannot_be_bit_identical(tmp_path, synth_dir, tiny_config, monkeypatch,
+                                                                    capsys):
+    monkeypatch.setenv("HARNESS_CPU_LINEAR", "onednn")
+    train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=1, progress=False)
+    assert "other kernels" not in capsys.readouterr().err
+    monkeypatch.setenv("HARNESS_CPU_LINEAR", "blas")
+    train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=1, progress=False)  # loads the final state
+    err = capsys.readouterr().err
+    assert "was written with other kernels (linear 'onednn' → 'blas'" in err and "not be bit-identical" in err
+
+
+def test_weights_are_kept_from_save_since_and_the_curve_survives_a_resume(tmp_path, synth_dir, tiny_config):
+    """docs/reference.md#hyper-parameters: the authors save at every validation from total/2 on. 12 steps, a
+    validation every 6 (the tiny config), saving from 12/2 = 6: step 6 is kept, step 12 is weights.pth."""
+    assert (tiny_config.train.val_interval, tiny_config.train.save_since) == (6, 6)
+    summary = train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=3, progress=False)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000006.pth"]
+    assert [p["step"] for p in summary.curve] == [6, 12]
+    assert {"ari", "ari_fg", "mbo", "miou"} <= set(summary.curve[0])
+    assert torch.load(tmp_path / TRAIN_STATE, weights_only=True)["curve"] == summary.curve
+    again = train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=3, progress=False)  # resumes at the end
+    assert again.resumed_from == 12 and again.curve == summary.curve

@@ -12,7 +12,7 @@ from harness.run.train import build_model, train
 
 
 def test_a_compiled_training_forward_trains_as_the_eager_one(synth_dir, tmp_path):
-    steps = [*TINY, "train.steps=4"]
+    steps = [*TINY, "train.steps=4", "train.val_interval=4"]
     eager = get_config("dias", "synthetic", steps)
     compiled = get_config("dias", "synthetic", [*steps, "train.compile=eager"])
     torch._dynamo.reset()
