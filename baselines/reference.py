@@ -29,7 +29,7 @@ from harness.config import EvalConfig, MethodConfig, TrainConfig
 from harness.contract import ModelOutput, SlotModel
 from harness.nn.dinov2 import DinoV2Backbone, DinoV2Spec
 from harness.recipes import pretrained_dinov2
-from harness.registry import register_config, register_method
+from harness.registry import register_method
 
 
 @dataclass(kw_only=True)
@@ -209,7 +209,7 @@ def _config(method: str, dataset: str) -> ReferenceConfig:
     elif method == "single-segment":
         k = 1
     return ReferenceConfig(
-        method=method, dataset=dataset, num_slots=k,
+        num_slots=k,
         resolution=resolution, train=TrainConfig(**NO_TRAINING),
         eval=EvalConfig(mask="decoder", resolution=resolution, amp="off"),
     )
@@ -222,20 +222,20 @@ for _name, _cls, _doc in (
     ("colour-kmeans", ColourKMeans, "per-image k-means clustering of pixel colours (k = num_slots): what low-level "
                                     "colour alone achieves."),
 ):
-    register_method(_name, kind="reference", description=_doc)(partial(_build, _cls))
-    for _dataset in (*DATASETS, "synthetic", "textured"):
-        register_config(_name, _dataset)(partial(_config, _name, _dataset))
+    _rule = register_method(_name, kind="reference", description=_doc)
+    _rule.builder(partial(_build, _cls))
+    _rule.config(*DATASETS, "synthetic", "textured")(partial(_config, _name))
 
 
-def _feature_kmeans_textured() -> FeatureKMeansConfig:
-    base = _config("colour-kmeans", "textured")
-    return FeatureKMeansConfig(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)
-                                  if f.name != "method"}, method="dinov2-kmeans",
+DINOV2_KMEANS = register_method(
+    "dinov2-kmeans", kind="reference",
+    description="per-image k-means clustering of the frozen pretrained DINOv2's patch tokens (k = num_slots), no "
+                "training: what the features alone separate.")
+DINOV2_KMEANS.builder(partial(_build, FeatureKMeans))
+
+
+@DINOV2_KMEANS.config("textured")
+def feature_kmeans_textured(dataset: str) -> FeatureKMeansConfig:
+    base = _config("colour-kmeans", dataset)
+    return FeatureKMeansConfig(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
                                backbone=pretrained_dinov2.BACKBONE, pretrained=pretrained_dinov2.PRETRAINED)
-
-
-register_method("dinov2-kmeans", kind="reference",
-                description="per-image k-means clustering of the frozen pretrained DINOv2's patch tokens (k = "
-                            "num_slots), no training: what the features alone separate.",
-                )(partial(_build, FeatureKMeans))
-register_config("dinov2-kmeans", "textured")(_feature_kmeans_textured)

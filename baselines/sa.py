@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +29,7 @@ from harness.nn.initializers import NormalShared
 from harness.nn.slot_attention import SlotAttention
 from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
-from harness.registry import register_config, register_method
+from harness.registry import register_method
 
 
 @dataclass(kw_only=True)
@@ -123,31 +122,34 @@ class SlotAttentionAutoEncoder(SlotModel):
         )
 
 
-@register_method("sa", train_cost=3,
-                 description="vanilla Slot Attention (Locatello et al. 2020): CNN encoder, pixel broadcast "
-                             "decoder")
+SA = register_method("sa", train_cost=3,
+                     description="vanilla Slot Attention (Locatello et al. 2020): CNN encoder, pixel broadcast decoder")
+
+
+@SA.builder
 def build_sa(config: SAConfig, *, pretrained: bool = False) -> SlotAttentionAutoEncoder:
     """Trained from scratch: `pretrained` has nothing to load."""
     return SlotAttentionAutoEncoder(config)
 
 
-def _full(dataset: str) -> SAConfig:
+@SA.config(*DATASETS)
+def full_size(dataset: str) -> SAConfig:
     # The baselines' budget (50k steps, batch 32) with Locatello's learning rate 4e-4.
-    return SAConfig(method="sa", dataset=dataset, num_slots=SLOTS[dataset], train=vvo_train(lr=4e-4),
-                    eval=EvalConfig(mask="decoder"))
+    return SAConfig(num_slots=SLOTS[dataset], train=vvo_train(lr=4e-4), eval=EvalConfig(mask="decoder"))
 
 
-def _synthetic() -> SAConfig:
+@SA.config("synthetic")
+def synthetic_config(dataset: str) -> SAConfig:
     return SAConfig(
-        method="sa", dataset="synthetic", num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
+        num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
         internal_resolution=SYNTHETIC_RESOLUTION, channels=32, kernel_size=3,
         train=synthetic.train_config(lr=1e-3, amp="bf16"),
         eval=EvalConfig(mask="decoder", resolution=SYNTHETIC_RESOLUTION, amp="off"),
     )
 
 
-for _dataset in DATASETS:
-    register_config("sa", _dataset)(partial(_full, _dataset))
-register_config("sa", "synthetic")(_synthetic)
-# pixels, no backbone: SA reads the textured images at the random-ViT recipe's 32² (its CNN's cost grows with pixels)
-register_config("sa", "textured")(lambda: pretrained_dinov2.adapt(_synthetic()))
+@SA.config("textured")
+def textured(dataset: str) -> SAConfig:
+    """Pixels, no backbone: SA reads the textured images at the random-ViT recipe's 32² (its CNN's cost grows with
+    pixels)."""
+    return pretrained_dinov2.adapt(synthetic_config(dataset))

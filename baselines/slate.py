@@ -11,7 +11,6 @@ Loss: cross-entropy(logits, zidx). Segmentation = the aggregator's attention ("a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +34,7 @@ from harness.nn.output import ModelOutput
 from harness.nn.posembed import LearntPositionalEmbedding
 from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
-from harness.registry import register_config, register_method
+from harness.registry import DEFAULT_TABLES, register_method
 
 STAGE = "vqvae-c256"
 
@@ -102,26 +101,32 @@ class Slate(StageUser, DinoSlotModel):
         )
 
 
-@register_method("slate", train_cost=1,
-                 description="SLATE (VQ-VFM-OCL port): frozen DINOv2-S/14, SA, autoregressive "
-                             "transformer over VQ-VAE tokens (stage vqvae-c256)")
+SLATE = register_method("slate", train_cost=1, authors_label="slate_r_vqvae-{dataset}",
+                        tables=(*DEFAULT_TABLES, "v3", "recogn-v3"),
+                        description="SLATE (VQ-VFM-OCL port): frozen DINOv2-S/14, SA, autoregressive transformer over "
+                                    "VQ-VAE tokens (stage vqvae-c256)")
+
+
+@SLATE.builder
 def build_slate(config: SlateConfig, *, pretrained: bool = False) -> Slate:
     """`pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone; the
     tokenizer comes from the trained stage (`model.load_stage`)."""
     return Slate(config, pretrained)
 
 
-def _full(dataset: str) -> SlateConfig:
+@SLATE.config(*DATASETS)
+def full_size(dataset: str) -> SlateConfig:
     return SlateConfig(
-        method="slate", dataset=dataset, num_slots=SLOTS[dataset], stage=STAGE, backbone=DinoV2Spec(registers=0),
+        num_slots=SLOTS[dataset], stage=STAGE, backbone=DinoV2Spec(registers=0),
         tokenizer=full_tokenizer(CODE_DIM[STAGE]), train=vvo_train(freeze=[FREEZE_BACKBONE, FREEZE_MEDIAT]),
         eval=EvalConfig(mask="aggregator"),
     )
 
 
-def _synthetic() -> SlateConfig:
+@SLATE.config("synthetic")
+def synthetic_config(dataset: str) -> SlateConfig:
     return SlateConfig(
-        method="slate", dataset="synthetic", num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
+        num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
         stage=STAGE, backbone=synthetic.backbone(registers=0), backbone_scale=1.0, pretrained=None,
         tokenizer=synthetic_tokenizer(SYNTHETIC_CODE_DIM[STAGE]), slot_dim=64, project_hidden=128, ffn_dim=128,
         decoder_layers=2, decoder_ffn=128,
@@ -130,8 +135,6 @@ def _synthetic() -> SlateConfig:
     )
 
 
-for _dataset in DATASETS:
-    register_config("slate", _dataset)(partial(_full, _dataset))
-register_config("slate", "synthetic")(_synthetic)
-register_config("slate", "textured")(
-    lambda: pretrained_dinov2.adapt(_synthetic(), tokenizer=textured_tokenizer(SYNTHETIC_CODE_DIM[STAGE])))
+@SLATE.config("textured")
+def textured(dataset: str) -> SlateConfig:
+    return pretrained_dinov2.adapt(synthetic_config(dataset), tokenizer=textured_tokenizer(SYNTHETIC_CODE_DIM[STAGE]))

@@ -16,7 +16,6 @@ authors' key listing was made with): no key mapping is needed (tested against ke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +38,7 @@ from harness.nn.dinov2 import DinoV2Spec
 from harness.nn.output import ModelOutput
 from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
-from harness.registry import register_config, register_method
+from harness.registry import DEFAULT_TABLES, register_method
 
 STAGE = "vqvae-c4"
 
@@ -111,26 +110,33 @@ class SlotDiffusion(StageUser, DinoSlotModel):
         )
 
 
-@register_method("slotdiffusion", train_cost=5,
-                 description="SlotDiffusion (VQ-VFM-OCL port): frozen DINOv2-S/14, SA, "
-                             "slot-conditioned latent diffusion UNet (stage vqvae-c4)")
+SLOTDIFFUSION = register_method(
+    "slotdiffusion", train_cost=5, authors_label="slotdiffusion_r_vqvae-{dataset}",
+    tables=(*DEFAULT_TABLES, "v3", "recogn-v3"),
+    description="SlotDiffusion (VQ-VFM-OCL port): frozen DINOv2-S/14, SA, slot-conditioned latent diffusion UNet "
+                "(stage vqvae-c4)")
+
+
+@SLOTDIFFUSION.builder
 def build_slotdiffusion(config: SlotDiffusionConfig, *, pretrained: bool = False) -> SlotDiffusion:
     """`pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone; the
     tokenizer comes from the trained stage (`model.load_stage`)."""
     return SlotDiffusion(config, pretrained)
 
 
-def _full(dataset: str) -> SlotDiffusionConfig:
+@SLOTDIFFUSION.config(*DATASETS)
+def full_size(dataset: str) -> SlotDiffusionConfig:
     return SlotDiffusionConfig(
-        method="slotdiffusion", dataset=dataset, num_slots=SLOTS[dataset], stage=STAGE,
+        num_slots=SLOTS[dataset], stage=STAGE,
         backbone=DinoV2Spec(registers=0), tokenizer=full_tokenizer(CODE_DIM[STAGE]),
         train=vvo_train(freeze=[FREEZE_BACKBONE, FREEZE_MEDIAT]), eval=EvalConfig(mask="aggregator"),
     )
 
 
-def _synthetic() -> SlotDiffusionConfig:
+@SLOTDIFFUSION.config("synthetic")
+def synthetic_config(dataset: str) -> SlotDiffusionConfig:
     return SlotDiffusionConfig(
-        method="slotdiffusion", dataset="synthetic", num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
+        num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
         stage=STAGE, backbone=synthetic.backbone(registers=0), backbone_scale=1.0, pretrained=None,
         tokenizer=synthetic_tokenizer(SYNTHETIC_CODE_DIM[STAGE]), slot_dim=64, project_hidden=128, ffn_dim=128,
         unet_channels=(32, 32, 64, 64), unet_layers_per_block=1, unet_norm_groups=8,
@@ -139,8 +145,6 @@ def _synthetic() -> SlotDiffusionConfig:
     )
 
 
-for _dataset in DATASETS:
-    register_config("slotdiffusion", _dataset)(partial(_full, _dataset))
-register_config("slotdiffusion", "synthetic")(_synthetic)
-register_config("slotdiffusion", "textured")(
-    lambda: pretrained_dinov2.adapt(_synthetic(), tokenizer=textured_tokenizer(SYNTHETIC_CODE_DIM[STAGE])))
+@SLOTDIFFUSION.config("textured")
+def textured(dataset: str) -> SlotDiffusionConfig:
+    return pretrained_dinov2.adapt(synthetic_config(dataset), tokenizer=textured_tokenizer(SYNTHETIC_CODE_DIM[STAGE]))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +31,7 @@ from harness.nn.slot_attention import SlotAttention, zero_biases
 from harness.nn.transformer import decode_layers, linear_ln, pre_norm_decoder
 from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
-from harness.registry import register_config, register_method
+from harness.registry import DEFAULT_TABLES, register_method
 
 TOTAL_STEPS = {"clevrtex": 50_000, "coco": 100_000, "voc": 50_000}
 FREEZE_BACKBONE = r"^encode_backbone\."
@@ -45,7 +44,6 @@ class SPOTConfig(MethodConfig):
     """Model fields of SPOT stage 1; the authors' architecture by default (ViT-S/14 reg4, 256 → 224, slot dim 256,
     a 4-layer decoder of width 384 with 4 heads)."""
 
-    method: str = "spot"
     backbone: DinoV2Spec = field(default_factory=DinoV2Spec)
     backbone_scale: float = 0.875  # input resize before the ViT (256 → 224)
     pretrained: str | None = DINOV2_SMALL_REG4  # HF id or local directory; used only when training
@@ -237,10 +235,14 @@ def build_spot(config: SPOTConfig, *, pretrained: bool, student_of: SPOT | None 
     )
 
 
-@register_method("spot", train_cost=3,
-                 description="SPOT stage 1 as the DIAS authors run it (SmoothSA): DIAS's frozen DINOv2-S/14 reg4 "
-                             "encoder and Slot Attention, autoregressive decoder over nine patch orders; segments "
-                             "from decoder attention. The published SPOT rows.")
+SPOT_METHOD = register_method(
+    "spot", train_cost=3, authors_label="spot_r-{dataset}", tables=(*DEFAULT_TABLES, "mini-long", "v3", "recogn-v3"),
+    description="SPOT stage 1 as the DIAS authors run it (SmoothSA): DIAS's frozen DINOv2-S/14 reg4 encoder and Slot "
+                "Attention, autoregressive decoder over nine patch orders; segments from decoder attention. The "
+                "published SPOT rows.")
+
+
+@SPOT_METHOD.builder
 def build(config: SPOTConfig, *, pretrained: bool = False) -> SPOT:
     return build_spot(config, pretrained=pretrained)
 
@@ -254,9 +256,10 @@ def full_size_train(dataset: str) -> TrainConfig:
                        grad_clip_norm_type=GRAD_CLIP_NORM_TYPE, amp="fp16", freeze=[FREEZE_BACKBONE])
 
 
+@SPOT_METHOD.config(*DATASETS)
 def full_size_config(dataset: str, config_class: type[SPOTConfig] = SPOTConfig, **fields) -> SPOTConfig:
     """The authors' config `spot_r-<dataset>.py` (as `config_class`, with `fields` replaced)."""
-    defaults = {"dataset": dataset, "num_slots": SLOTS[dataset], "train": full_size_train(dataset),
+    defaults = {"num_slots": SLOTS[dataset], "train": full_size_train(dataset),
                 "eval": EvalConfig(mask="decoder", resolution=256, batch_size=32, amp="fp16")}
     return config_class(**{**defaults, **fields})
 
@@ -267,11 +270,12 @@ def synthetic_train() -> TrainConfig:
     return dataclasses.replace(train, grad_clip=GRAD_CLIP, grad_clip_norm_type=GRAD_CLIP_NORM_TYPE)
 
 
-def synthetic_config(config_class: type[SPOTConfig] = SPOTConfig, **fields) -> SPOTConfig:
+@SPOT_METHOD.config("synthetic")
+def synthetic_config(dataset: str, config_class: type[SPOTConfig] = SPOTConfig, **fields) -> SPOTConfig:
     """DIAS's CPU size (harness.recipes.random_vit: 32² images, the frozen tiny ViT with 4 registers and a 16×16 token
     grid; slot dim 64, a 2-layer decoder) as `config_class`, with `fields` replaced."""
     defaults = {
-        "dataset": "synthetic", "num_slots": synthetic.SLOTS, "resolution": synthetic.RESOLUTION,
+        "num_slots": synthetic.SLOTS, "resolution": synthetic.RESOLUTION,
         "backbone": synthetic.backbone(registers=4), "backbone_scale": 1.0, "pretrained": None, "slot_dim": 64,
         "sa_ffn_dim": 256, "decoder_layers": 2, "decoder_heads": 4, "decoder_ffn_dim": 256,
         "train": synthetic_train(),
@@ -279,7 +283,6 @@ def synthetic_config(config_class: type[SPOTConfig] = SPOTConfig, **fields) -> S
     return config_class(**{**defaults, **fields})
 
 
-for _dataset in DATASETS:
-    register_config("spot", _dataset)(partial(full_size_config, _dataset))
-register_config("spot", "synthetic")(synthetic_config)
-register_config("spot", "textured")(lambda: pretrained_dinov2.adapt(synthetic_config()))
+@SPOT_METHOD.config("textured")
+def textured(dataset: str) -> SPOTConfig:
+    return pretrained_dinov2.adapt(synthetic_config(dataset))

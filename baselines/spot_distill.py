@@ -39,7 +39,7 @@ from baselines.spot import (
 from harness.config import TrainConfig, WeightSchedule
 from harness.contract import ModelOutput, SlotModel
 from harness.nn.checkpoint import load_by_prefix_order
-from harness.registry import register_config, register_method
+from harness.registry import register_method
 
 MATCH_INPUTS = ("probabilities", "logits")
 MATCH_WEIGHT = 0.005
@@ -55,7 +55,6 @@ STAGE_MAP = [("teacher.", ""), ("student.encode_backbone.", "encode_backbone."),
 class SPOTDistillConfig(SPOTConfig):
     """Stage 2 of SPOT on top of the stage-1 architecture fields (teacher and student share them)."""
 
-    method: str = "spot-distill"
     stage: str | None = "spot"
     first_tuned_block: int = 8  # the student's DINOv2 blocks from this one on train (embeddings, earlier ones: not)
     match_input: str = "probabilities"  # "probabilities": the authors' quirk; "logits": the official SPOT's loss
@@ -143,10 +142,14 @@ class SPOTDistill(SlotModel):
                            extras={**out.extras, "attentd2": attentd2})
 
 
-@register_method("spot-distill", train_cost=8,
-                 description="SPOT stage 2 (self-training) as in the DIAS authors' code, unpublished: frozen "
-                             "stage-1 teacher (raster order), student with per-slot Gaussians, bi-level SA, DINOv2 "
-                             "blocks 8-11 tuned; MSE + 0.005 x Hungarian-matched attention cross-entropy.")
+SPOT_DISTILL = register_method(
+    "spot-distill", train_cost=8, tables=("spot-ablation",),
+    description="SPOT stage 2 (self-training) as in the DIAS authors' code, unpublished: frozen stage-1 teacher "
+                "(raster order), student with per-slot Gaussians, bi-level SA, DINOv2 blocks 8-11 tuned; MSE + 0.005 x "
+                "Hungarian-matched attention cross-entropy.")
+
+
+@SPOT_DISTILL.builder
 def build(config: SPOTDistillConfig, *, pretrained: bool = False) -> SPOTDistill:
     """Teacher and student from `config`'s architecture; `pretrained=True` loads DINOv2 into the teacher, whose
     backbone the student copies twice (`load_stage` then overwrites all but the student's frozen copy)."""
@@ -167,13 +170,14 @@ def _distill_train(stage1: TrainConfig, first_tuned_block: int) -> TrainConfig:
                                loss_weights={"match": WeightSchedule(kind="constant", end=MATCH_WEIGHT)})
 
 
-@register_config("spot-distill", "coco")
-def coco() -> SPOTDistillConfig:
+@SPOT_DISTILL.config("coco")
+def coco(dataset: str) -> SPOTDistillConfig:
     """docs/reference.md#spot: `spot_r_distill-coco.py`, the stage-1 recipe (100k steps)."""
-    return full_size_config("coco", SPOTDistillConfig, train=_distill_train(full_size_train("coco"), 8))
+    return full_size_config(dataset, SPOTDistillConfig, train=_distill_train(full_size_train(dataset), 8))
 
 
-@register_config("spot-distill", "synthetic")
-def synthetic() -> SPOTDistillConfig:
+@SPOT_DISTILL.config("synthetic")
+def synthetic(dataset: str) -> SPOTDistillConfig:
     """The stage-1 CPU config; the last of the tiny ViT's 2 blocks is tuned (the authors tune the last third)."""
-    return synthetic_config(SPOTDistillConfig, first_tuned_block=1, train=_distill_train(synthetic_train(), 1))
+    return synthetic_config(dataset, SPOTDistillConfig, first_tuned_block=1,
+                            train=_distill_train(synthetic_train(), 1))

@@ -32,7 +32,7 @@ from harness.nn.checkpoint import load_by_prefix_order
 from harness.nn.dinov2 import Interpolate
 from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic
-from harness.registry import get_config, register_config, register_method
+from harness.registry import get_config, register_method
 
 # The authors' ckpt_map for loading a stage into a method (target prefix ← source prefix,
 # docs/reference.md#vq-vae-tokenizers).
@@ -200,16 +200,16 @@ def textured_tokenizer(code_dim: int) -> TokenizerSpec:
 def _full(name: str, dataset: str) -> VQVAEConfig:
     steps = 30_000
     return VQVAEConfig(
-        method=name, dataset=dataset, tokenizer=full_tokenizer(CODE_DIM[name]), lpips=name == "vqvae-c4",
+        tokenizer=full_tokenizer(CODE_DIM[name]), lpips=name == "vqvae-c4",
         train=vvo_train(steps=steps, batch_size=64, lr=2e-3, loss_weights={"commit": WeightSchedule(end=0.25)},
                         freeze=[FROZEN_PRETRAINED_TAESD]),
         eval=EvalConfig(mask="", batch_size=64),
     )
 
 
-def _synthetic(name: str) -> VQVAEConfig:
+def _synthetic(name: str, dataset: str) -> VQVAEConfig:
     return VQVAEConfig(
-        method=name, dataset="synthetic", resolution=SYNTHETIC_RESOLUTION, pretrained=None,
+        resolution=SYNTHETIC_RESOLUTION, pretrained=None,
         tokenizer=synthetic_tokenizer(SYNTHETIC_CODE_DIM[name]),
         train=synthetic.train_config(lr=2e-3, amp="bf16", steps=synthetic.STAGE_STEPS,
                                      batch_size=synthetic.STAGE_BATCH_SIZE,
@@ -218,19 +218,19 @@ def _synthetic(name: str) -> VQVAEConfig:
     )
 
 
-def _textured(name: str) -> VQVAEConfig:
-    return pretrained_dinov2.adapt(_synthetic(name), steps=pretrained_dinov2.STAGE_STEPS,
+def _textured(name: str, dataset: str) -> VQVAEConfig:
+    return pretrained_dinov2.adapt(_synthetic(name, dataset), steps=pretrained_dinov2.STAGE_STEPS,
                                    batch_size=synthetic.STAGE_BATCH_SIZE,
                                    tokenizer=textured_tokenizer(SYNTHETIC_CODE_DIM[name]))
 
 
 for _name, _what in (("vqvae-c256", "SLATE"), ("vqvae-c4", "SlotDiffusion")):
-    register_method(_name, kind="stage", description=f"VQ-VAE tokenizer (TAESD, 4096×{CODE_DIM[_name]} codes) "
-                                                     f"for {_what}")(build_vqvae)
-    for _dataset in DATASETS:
-        register_config(_name, _dataset)(partial(_full, _name, _dataset))
-    register_config(_name, "synthetic")(partial(_synthetic, _name))
-    register_config(_name, "textured")(partial(_textured, _name))
+    _stage = register_method(_name, kind="stage",
+                             description=f"VQ-VAE tokenizer (TAESD, 4096×{CODE_DIM[_name]} codes) for {_what}")
+    _stage.builder(build_vqvae)
+    _stage.config(*DATASETS)(partial(_full, _name))
+    _stage.config("synthetic")(partial(_synthetic, _name))
+    _stage.config("textured")(partial(_textured, _name))
 
 
 def stage_config(config: MethodConfig) -> VQVAEConfig:

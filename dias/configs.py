@@ -23,7 +23,7 @@ from harness.nn.mlp import MLP
 from harness.nn.slot_attention import SlotAttention
 from harness.recipes import pretrained_dinov2
 from harness.recipes import random_vit as synthetic_recipe
-from harness.registry import register_config, register_method
+from harness.registry import DEFAULT_TABLES, register_method
 
 # Slots per dataset: the authors' max_num, the same for every method (harness.data.DATASETS); total steps.
 NUM_SLOTS = {name: DATASETS.get(name).num_slots for name in ("clevrtex", "coco", "voc", "synthetic")}
@@ -34,7 +34,6 @@ TOTAL_STEPS = {"clevrtex": 50_000, "coco": 100_000, "voc": 50_000}
 class DIASConfig(MethodConfig):
     """Model fields of DIAS; the released architecture by default (ViT-S/14 reg4, 256 → 224, slot dim 256)."""
 
-    method: str = "dias"
     backbone: DinoV2Spec = field(default_factory=DinoV2Spec)
     backbone_scale: float = 0.875  # input resize before the ViT (256 → 224)
     pretrained: str | None = DINOV2_SMALL_REG4  # HF id or local directory; used only when training
@@ -61,11 +60,15 @@ def _check(config: DIASConfig) -> None:
         raise HarnessError(f"dias config: eval_noise must be one of {NOISE_MODES}, got {config.eval_noise!r}")
 
 
-@register_method("dias", subject=True, train_cost=4,
-                 description="DIAS (Zhao et al. 2025) as released: frozen DINOv2-S/14 reg4, Slot Attention "
-                             "with first→last attention self-distillation, random-order masked Transformer decoder; "
-                             "segments from decoder attention. Paper extension (pruning + re-initialised aggregation) "
-                             "behind `extension.*`, off by default.")
+DIAS_METHOD = register_method(
+    "dias", subject=True, train_cost=4, authors_label="dias_r-{dataset}",
+    tables=(*DEFAULT_TABLES, "mini-long", "v3", "recogn-v3"),
+    description="DIAS (Zhao et al. 2025) as released: frozen DINOv2-S/14 reg4, Slot Attention with first→last attention "
+                "self-distillation, random-order masked Transformer decoder; segments from decoder attention. Paper "
+                "extension (pruning + re-initialised aggregation) behind `extension.*`, off by default.")
+
+
+@DIAS_METHOD.builder
 def build(config: DIASConfig, *, pretrained: bool = False) -> DIAS:
     """The DIAS model of `config`; `pretrained=True` (training) loads `config.pretrained` into the backbone."""
     _check(config)
@@ -83,12 +86,13 @@ def build(config: DIASConfig, *, pretrained: bool = False) -> DIAS:
     )
 
 
-def _full_size(dataset: str) -> DIASConfig:
-    """docs/reference.md#hyper-parameters: batch 32, Adam 2e-4, warm-up total/20 then cosine to lr/1000, validation every total/40 steps,
-    checkpoints from total/2, AMP fp16, distillation weight cosine 0 → 1 over the run, backbone frozen."""
+@DIAS_METHOD.config("clevrtex", "coco", "voc")
+def full_size(dataset: str) -> DIASConfig:
+    """docs/reference.md#hyper-parameters: batch 32, Adam 2e-4, warm-up total/20 then cosine to lr/1000, validation
+    every total/40 steps, checkpoints from total/2, AMP fp16, distillation weight cosine 0 → 1 over the run, backbone
+    frozen."""
     total = TOTAL_STEPS[dataset]
     return DIASConfig(
-        dataset=dataset,
         num_slots=NUM_SLOTS[dataset],
         train=TrainConfig(
             steps=total, batch_size=32, lr=2e-4, lr_final_ratio=1e-3, grad_clip=1.0, amp="fp16",
@@ -99,25 +103,10 @@ def _full_size(dataset: str) -> DIASConfig:
     )
 
 
-@register_config("dias", "clevrtex")
-def clevrtex() -> DIASConfig:
-    return _full_size("clevrtex")
-
-
-@register_config("dias", "coco")
-def coco() -> DIASConfig:
-    return _full_size("coco")
-
-
-@register_config("dias", "voc")
-def voc() -> DIASConfig:
-    return _full_size("voc")
-
-
-@register_config("dias", "synthetic")
-def synthetic() -> DIASConfig:
-    """Same classes at CPU size (harness.recipes.random_vit: 32² images, a frozen random 2-block ViT with patch 2 giving the
-    authors' 16×16 token grid, 4 slots, its step budget): slot dim 64, a 2-layer decoder, fp32 (bf16
+@DIAS_METHOD.config("synthetic")
+def synthetic(dataset: str) -> DIASConfig:
+    """Same classes at CPU size (harness.recipes.random_vit: 32² images, a frozen random 2-block ViT with patch 2
+    giving the authors' 16×16 token grid, 4 slots, its step budget): slot dim 64, a 2-layer decoder, fp32 (bf16
     autocast is slower than fp32 for this decoder on CPU).
 
     Distillation schedule: the authors' cosine ramp to weight 1 spans 50k–100k steps; compressed into a short run
@@ -125,7 +114,6 @@ def synthetic() -> DIASConfig:
     CPU config keeps the loss and cosine shape but ramps to 0.1 (docs/experiments.md#2026-11-23-cpu-feasibility,
     docs/experiments.md#2026-11-24-synthetic-cpu-recipe)."""
     return DIASConfig(
-        dataset="synthetic",
         num_slots=synthetic_recipe.SLOTS,
         resolution=synthetic_recipe.RESOLUTION,
         backbone=synthetic_recipe.backbone(registers=4),
@@ -143,8 +131,8 @@ def synthetic() -> DIASConfig:
     )
 
 
-@register_config("dias", "textured")
-def textured() -> DIASConfig:
+@DIAS_METHOD.config("textured")
+def textured(dataset: str) -> DIASConfig:
     """The small DIAS on the pretrained-DINOv2 recipe (harness.recipes.pretrained_dinov2): no registers and the
     final LayerNorm kept, as every method of that table."""
-    return pretrained_dinov2.adapt(synthetic())
+    return pretrained_dinov2.adapt(synthetic(dataset))

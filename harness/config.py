@@ -154,10 +154,11 @@ class EvalConfig:
 
 @dataclass(kw_only=True)
 class MethodConfig:
-    """Fields every method config has; methods subclass it and add their model fields."""
+    """Fields every method config has; methods subclass it and add their model fields. `method` and `dataset` are
+    filled in by the registry (harness.registry.get_config): the names the config is registered under."""
 
-    method: str
-    dataset: str
+    method: str = ""
+    dataset: str = ""
     num_slots: int = positive()
     resolution: int = positive(default=256)
     train: TrainConfig

@@ -27,6 +27,9 @@ from harness.io import atomic_write_text
 from harness.metrics.protocols import METRICS
 
 SCHEMA = "harness.result/1"
+# A recognition table's cell record (harness.engine.recognition): identity, the probe's and its trivial row's metrics
+# per protocol, the training pairs it saw.
+RECOGNITION_SCHEMA = "harness.recognition/1"
 REQUIRED_IDENTITY = ("method", "dataset", "seed", "protocol", "config_hash", "data_card", "checkpoint", "versions")
 
 

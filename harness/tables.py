@@ -51,6 +51,13 @@ class Budget:
     gpus: int = 1
     minutes: int | None = None
 
+    def overrides(self, stage: bool = False) -> list[str]:
+        """The step budget and batch size (of the learned cells, or of the prerequisite stages) as config overrides;
+        warm-up, validations and saving follow the steps (harness.config.SCHEDULE_RULES)."""
+        steps, batch = (self.stage_steps, self.stage_batch_size) if stage else (self.steps, self.batch_size)
+        return ([f"train.steps={steps}"] if steps is not None else []) + \
+            ([f"train.batch_size={batch}"] if batch is not None else [])
+
 
 @dataclass(frozen=True)
 class SynthData:
@@ -110,41 +117,32 @@ class Table:
     # then needs an explicit tolerance.
     drift_tolerance: float | None = None
 
+    def cell_config(self, row: Row, overrides: Sequence[str] = ()):
+        """The row's method config under the table's budget (every learned cell gets the same; a reference row has no
+        training to budget). One `get_config` call, so that a schedule field set by any of the overrides is kept and
+        the others follow the steps: the table's overrides, the row's, the budget, the caller's."""
+        budget = [] if METHODS.get(row.method).kind == "reference" else self.budget.overrides()
+        return get_config(row.method, row.dataset, [*self.overrides, *row.overrides, *budget, *overrides])
+
+    def stage_config(self, stage: str, dataset: str):
+        """A prerequisite's config under the table's stage budget; a learned method serving as a stage (SPOT's stage
+        1) trains under the budget of the learned cells, as it does in its own rows."""
+        learned = METHODS.get(stage).kind == "learned"
+        budget = self.budget.overrides() if learned else self.budget.overrides(stage=True)
+        return get_config(stage, dataset, [*self.overrides, *budget])
+
 
 TABLES: Registry[Table] = Registry("table")
 
 REAL_DATASETS = ("clevrtex", "coco", "voc")
-# The authors' config names, which label the rows of their tables and name their released checkpoint folders.
-AUTHORS_LABELS = {"dias": "dias_r-{}", "dinosaur": "dinosaur_r-{}", "slate": "slate_r_vqvae-{}",
-                  "slotdiffusion": "slotdiffusion_r_vqvae-{}", "spot": "spot_r-{}"}
 
-TABLES.register("v3", Table(
-    name="v3",
-    description="The authors' v3 table: DIAS on ClevrTex, COCO and VOC with seeds 42/43/44 (per-seed values in their "
-                "acc-v3.xlsx), the baseline rows they publish (VQ-VFM-OCL readme, pre-v3 protocol for COCO/VOC) and "
-                "SPOT stage 1 as they run it (per-seed values in SmoothSA's acc-v3.xlsx, the v3 protocol).",
-    rows=tuple(Row(method, ds, AUTHORS_LABELS[method].format(ds))
-               for method in ("dias", "dinosaur", "slate", "slotdiffusion", "spot") for ds in REAL_DATASETS),
-    seeds=(42, 43, 44),
-    published=("dias_v3_acc-v3.xlsx", "vqvfmocl_readme_256", "smoothsa_v3_acc-v3.xlsx@be3ffd2"),
-))
 
-@dataclass(frozen=True)
-class RegistryRows(Sequence):
-    """A table's rows derived from the method registry when read: every learned method with a config for `dataset`
-    (the subject first, then the baselines in registration order), each beside its untrained initialisation (what
-    training must beat), then the reference rows (what any segmentation must beat). A method registered anywhere
-    appears in every such table without a list being edited.
-
-    Left out: methods that start from another learned method's trained weights (their `config.stage` is a learned
-    method, e.g. SPOT's self-training stage): they would get that method's budget on top of the table's, so they
-    belong in an ablation table beside the method they extend."""
-
-    dataset: str
+class DerivedRows(Sequence):
+    """Rows derived from the method registry when read, never at import: a method registered anywhere appears in the
+    tables it joins (`register_method(..., tables=...)`) without a list being edited."""
 
     def _rows(self) -> tuple[Row, ...]:
-        learned = [m for m in methods_of_kind("learned", self.dataset) if not extends_a_learned_method(m, self.dataset)]
-        return rows_for(learned, self.dataset)
+        raise NotImplementedError
 
     def __getitem__(self, index):
         return self._rows()[index]
@@ -153,17 +151,61 @@ class RegistryRows(Sequence):
         return len(self._rows())
 
 
+@dataclass(frozen=True)
+class RegistryRows(DerivedRows):
+    """On `dataset`: the learned methods that join `table` (or exactly `methods`), the subject first, then the
+    baselines in registration order; each beside its untrained initialisation (what training must beat) unless
+    `untrained` is off; then every reference row (what any segmentation must beat) unless `references` is off.
+
+    Left out of a table's own membership: methods that start from another learned method's trained weights (their
+    `config.stage` is a learned method, e.g. SPOT's self-training stage): they would get that method's budget on top
+    of the table's, so they belong in an ablation table beside the method they extend."""
+
+    dataset: str
+    table: str | None = None
+    methods: tuple[str, ...] = ()
+    untrained: bool = True
+    references: bool = True
+
+    def _rows(self) -> tuple[Row, ...]:
+        learned = list(self.methods) or [m for m in methods_of_kind("learned", self.dataset, self.table)
+                                         if not extends_a_learned_method(m, self.dataset)]
+        rows = [Row(m, self.dataset, m) for m in learned]
+        if self.untrained:
+            rows += [Row(m, self.dataset, f"{m}-untrained", variant="untrained") for m in learned]
+        if self.references:
+            rows += [Row(m, self.dataset, m) for m in methods_of_kind("reference", self.dataset)]
+        return tuple(rows)
+
+
+@dataclass(frozen=True)
+class AuthorsRows(DerivedRows):
+    """The authors' tables: every learned method that joins `table`, one row per dataset labelled by the authors'
+    config name (`authors_label`, which also names their released checkpoints' folders), method by method."""
+
+    table: str
+    datasets: tuple[str, ...]
+
+    def _rows(self) -> tuple[Row, ...]:
+        return tuple(Row(m, ds, METHODS.get(m).label(ds)) for m in methods_of_kind("learned", table=self.table)
+                     for ds in self.datasets)
+
+
 def extends_a_learned_method(method: str, dataset: str) -> bool:
     stage = get_config(method, dataset).stage
     return stage is not None and METHODS.get(stage).kind == "learned"
 
 
-def rows_for(methods, dataset: str) -> tuple[Row, ...]:
-    """`methods` trained, then their untrained initialisations, then every reference row of the registry."""
-    trained = [Row(m, dataset, m) for m in methods]
-    untrained = [Row(m, dataset, f"{m}-untrained", variant="untrained") for m in methods]
-    trivial = [Row(m, dataset, m) for m in methods_of_kind("reference", dataset)]
-    return tuple(trained + untrained + trivial)
+TABLES.register("v3", Table(
+    name="v3",
+    description="The authors' v3 table: DIAS on ClevrTex, COCO and VOC with seeds 42/43/44 (per-seed values in their "
+                "acc-v3.xlsx), the baseline rows they publish (VQ-VFM-OCL readme, pre-v3 protocol for COCO/VOC), and "
+                "SPOT stage 1 and SmoothSA as they run them (per-seed values in SmoothSA's acc-v3.xlsx, the v3 "
+                "protocol).",
+    rows=AuthorsRows("v3", REAL_DATASETS),
+    seeds=(42, 43, 44),
+    published=("dias_v3_acc-v3.xlsx", "vqvfmocl_readme_256", "smoothsa_v3_acc-v3.xlsx@be3ffd2"),
+))
 
 
 MINI = TABLES.register("mini", Table(
@@ -175,7 +217,7 @@ MINI = TABLES.register("mini", Table(
                 f"(one VQ-VAE per tokenizer: {real.STAGE_STEPS} steps), seeds 0, 1, 2; each beside its untrained "
                 "initialisation, the trivial rows and k-means on the DINOv2 tokens. Augmentation: a seeded flip "
                 "(cached features of each image and its mirror).",
-    rows=RegistryRows(real.DATASET),
+    rows=RegistryRows(real.DATASET, table="mini"),
     seeds=(0, 1, 2),
     budget=Budget(steps=real.STEPS, batch_size=real.BATCH_SIZE, stage_steps=real.STAGE_STEPS, stage_seed=0, gpus=1,
                   minutes=30),
@@ -191,7 +233,7 @@ TABLES.register("mini-long", dataclasses.replace(
     description=f"DIAS, DINOSAUR and SPOT on the mini table's data and features with {LONG_FACTOR} times its budget "
                 f"({LONG_FACTOR * real.STEPS} steps at batch {real.BATCH_SIZE}), seeds 0, 1, 2: long enough for "
                 "their ordering to settle; never in CI.",
-    rows=rows_for(("dias", "dinosaur", "spot"), real.DATASET),
+    rows=RegistryRows(real.DATASET, table="mini-long"),
     budget=dataclasses.replace(MINI.budget, steps=LONG_FACTOR * real.STEPS, minutes=90),
 ))
 
@@ -202,7 +244,7 @@ MINI_RANDOM = TABLES.register("mini-random", Table(
                 f"equal CPU budget of {synthetic.STEPS} steps at batch {synthetic.BATCH_SIZE} (one VQ-VAE per "
                 f"tokenizer: {synthetic.STAGE_STEPS} steps), seeds 0, 1, 2; each beside its untrained initialisation "
                 "and the trivial rows. Colour k-means nearly solves these images: not a learning result.",
-    rows=RegistryRows("synthetic"),
+    rows=RegistryRows("synthetic", table="mini-random"),
     seeds=(0, 1, 2),
     budget=Budget(steps=synthetic.STEPS, batch_size=synthetic.BATCH_SIZE, stage_steps=synthetic.STAGE_STEPS,
                   stage_seed=0, gpus=1, minutes=30),
@@ -213,6 +255,7 @@ MINI_RANDOM = TABLES.register("mini-random", Table(
 TABLES.register("mini-ci", dataclasses.replace(
     MINI_RANDOM,
     name="mini-ci",
+    rows=RegistryRows("synthetic", table="mini-ci"),
     description="The mini-random table cut to what CI affords and computed in float64, so that its numbers are the "
                 "same on every x86-64 CPU (60 steps, VQ-VAE stages of 30 steps at batch 8, seeds 0 and 1, 1000 "
                 "train / 100 val images), evaluated at the authors' 256² (the ground truth resized nearest-exact, "
@@ -234,7 +277,7 @@ TABLES.register("synthetic-long", Table(
     description="The slow learning check (never in CI): vanilla SA and DIAS with 12 times the mini budget "
                 f"({LONG_STEPS} steps at batch {synthetic.BATCH_SIZE}, about 18 minutes per run on one CPU core) "
                 "against their initialisations and the trivial rows, on the mini-random table's data.",
-    rows=rows_for(("dias", "sa"), "synthetic"),
+    rows=RegistryRows("synthetic", methods=("dias", "sa")),
     seeds=(0, 1, 2),
     budget=Budget(steps=LONG_STEPS, batch_size=synthetic.BATCH_SIZE, gpus=1, minutes=90),
     data="synthetic",
@@ -260,22 +303,20 @@ TABLES.register("spot-ablation", Table(
     description="SPOT's stage 1 (as published) against its stage 2 (self-training from stage 1's weights, which the "
                 "authors publish no number of), on the mini-random data and budget (stage 2 trains that budget again "
                 "on top of its stage), seeds 0, 1, 2.",
-    rows=(Row("spot", "synthetic", "spot"), Row("spot-distill", "synthetic", "spot-distill"),
-          *(Row(m, "synthetic", m) for m in methods_of_kind("reference", "synthetic"))),
+    rows=RegistryRows("synthetic", methods=("spot", "spot-distill"), untrained=False),
     seeds=(0, 1, 2),
     budget=Budget(steps=synthetic.STEPS, batch_size=synthetic.BATCH_SIZE, gpus=1, minutes=30),
     data="synthetic",
     synth=SynthData(),
 ))
 
-RECOGNITION_METHODS = ("dias", "spot", "dinosaur", "slate", "slotdiffusion")
 TABLES.register("recogn-v3", Table(
     name="recogn-v3",
     description="Object recognition on COCO as the SmoothSA/DIAS authors probe it (v3): their MLP probe (10 000 "
                 "steps, batch 32) on the frozen slots of DIAS, SPOT, DINOSAUR, SLATE and SlotDiffusion released "
                 "checkpoints (seeds 42/43/44), trained under smoothsa-v3 and evaluated under smoothsa-v3 and the "
                 "corrected all-objects protocol. The authors publish SPOT and SmoothSA numbers, none for DIAS.",
-    rows=tuple(Row(m, "coco", AUTHORS_LABELS[m].format("coco")) for m in RECOGNITION_METHODS),
+    rows=AuthorsRows("recogn-v3", ("coco",)),
     seeds=(42, 43, 44),
     protocol="smoothsa-v3",
     published=("smoothsa_v3_acc-recogn-v3.xlsx@be3ffd2",),
@@ -289,8 +330,7 @@ TABLES.register("recogn-mini", Table(
                 "images, pairs extracted once per image) on the frozen slots of every learned method the mini table "
                 "trained (same seeds 0, 1, 2), trained under smoothsa-v3 and evaluated under smoothsa-v3 and "
                 "all-objects, each beside the majority class and mean box of its own training pairs.",
-    rows=tuple(row for row in RegistryRows(real.DATASET) if row.variant == "trained"
-               and METHODS.get(row.method).kind == "learned"),
+    rows=RegistryRows(real.DATASET, table="recogn-mini", untrained=False, references=False),
     seeds=(0, 1, 2),
     protocol="smoothsa-v3",
     data="synthetic",

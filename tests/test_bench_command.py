@@ -9,10 +9,10 @@ import re
 import pytest
 import torch
 
-from harness.bench import BACKBONE_COLUMNS, KERNEL_COLUMNS, LOADER_COLUMNS, ROW_COLUMNS, format_table
 from harness.cli import main
 from harness.nn.onednn import cpu_linear_choice, onednn_available
 from harness.registry import get_config
+from harness.tools.bench import BACKBONE_COLUMNS, KERNEL_COLUMNS, LOADER_COLUMNS, ROW_COLUMNS, format_table
 
 TINY = ["--method", "dias", "sa", "--amp", "fp32", "bf16", "--steps", "1", "--images", "4", "--batch-size", "2",
         "--flops-config", "dias:synthetic", "--flops-images", "1", "--matmul-size", "64", "--matmul-seconds", "0.01",

@@ -5,7 +5,6 @@ gives finite losses."""
 import pytest
 import torch
 
-from harness.bench import same_ledger, train_step
 from harness.data import open_split, split_path
 from harness.data.synthetic import SynthConfig, write_split
 from harness.metrics import DEFAULT_PROTOCOL
@@ -13,6 +12,7 @@ from harness.registry import get_config
 from harness.run.evaluate import evaluate
 from harness.run.feature_cache import use_feature_cache
 from harness.run.train import build_model
+from harness.tools.bench import same_ledger, train_step
 
 pytestmark = pytest.mark.cuda
 CUDA = torch.device("cuda")

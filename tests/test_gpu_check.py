@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import default_methods
-from harness.gpu_check import device_slug
+from harness.tools.bench import default_methods
+from harness.tools.gpu_check import device_slug
 
 ROOT = Path(__file__).resolve().parents[1]
 

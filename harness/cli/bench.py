@@ -1,13 +1,13 @@
 """`bench`: time training, evaluation, metrics and loading per method, and this machine's matmul peak
-(harness.bench)."""
+(harness.tools.bench)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from harness.bench import AMPS, run_bench
 from harness.io import atomic_write_text
+from harness.tools.bench import AMPS, run_bench
 
 
 def register(sub) -> None:

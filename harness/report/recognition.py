@@ -1,4 +1,4 @@
-"""Reports of recognition tables (`Table.task == "recognition"`): their records (harness.recognition.tables) and
+"""Reports of recognition tables (`Table.task == "recognition"`): their records (harness.engine.recognition) and
 the published probe numbers → what the report says (`RecognitionContent`) → reports/acc-<T>.{xlsx,md,html} and the
 printed text.
 
@@ -28,6 +28,7 @@ from harness.metrics.recognition import RECOGNITION_METRICS, RECOGNITION_PROTOCO
 from harness.report.content import ReportError
 from harness.report.published import PUBLISHED_FILE, PublishedError, published_tables
 from harness.report.xlsx import SHEET, write_eval_multi, write_frame
+from harness.results import RECOGNITION_SCHEMA
 from harness.tables import Table
 
 METRIC_TITLES = {"top1": "top-1", "top3": "top-3", "box_iou": "box IoU", "matched": "matched"}
@@ -92,8 +93,6 @@ def display_values(metrics: dict) -> dict[str, float]:
 
 def read_recognition_records(table: Table, results_dir) -> dict[tuple[str, int], dict]:
     """{(label, seed): record} of `table` under results_dir/<table>/<label>/seed<S>.json."""
-    from harness.recognition.tables import RECORD_SCHEMA
-
     found = {}
     root = Path(results_dir) / table.name if results_dir is not None else None
     for row in table.rows:
@@ -102,8 +101,8 @@ def read_recognition_records(table: Table, results_dir) -> dict[tuple[str, int],
                 record = json.loads(path.read_text())
             except json.JSONDecodeError as e:
                 raise ReportError(f"{path}: not valid JSON ({e})") from None
-            if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
-                raise ReportError(f"{path}: not a recognition record (schema {RECORD_SCHEMA!r})")
+            if not isinstance(record, dict) or record.get("schema") != RECOGNITION_SCHEMA:
+                raise ReportError(f"{path}: not a recognition record (schema {RECOGNITION_SCHEMA!r})")
             found[(row.label, int(record["identity"]["seed"]))] = record
     return found
 

@@ -24,14 +24,13 @@ from torch.utils.data import DataLoader
 from harness.compute import forward_precision
 from harness.contract import SlotModel
 from harness.data import collate
+from harness.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from harness.metrics import attention_to_segments, segmentation_metrics
 from harness.metrics.protocols import METRICS
 from harness.run.distributed import World, current
 from harness.run.seeding import derive_seed
 
 METRIC_COLUMNS = (*METRICS, "valid", "valid_fg")  # per image: the metrics and the validity flags
-IMAGENET_MEAN = torch.tensor([123.675, 116.28, 103.53])
-IMAGENET_STD = torch.tensor([58.395, 57.12, 57.375])
 
 
 @dataclass
@@ -59,7 +58,8 @@ def resize_masks(gt: torch.Tensor, size: int) -> torch.Tensor:
 
 def denormalise(images: torch.Tensor) -> np.ndarray:
     """(b,3,H,W) normalised float → (b,H,W,3) uint8 RGB, for galleries."""
-    mean, std = IMAGENET_MEAN.to(images.device)[:, None, None], IMAGENET_STD.to(images.device)[:, None, None]
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, device=images.device)[:, None, None]
     pixels = (images.float() * std + mean).clamp(0, 255).round().to(torch.uint8)
     return pixels.permute(0, 2, 3, 1).cpu().numpy()
 

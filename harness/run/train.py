@@ -1,6 +1,7 @@
 """Training one cell (method × dataset × seed), docs/reference.md#training-loop-and-seeding. Reads top to bottom: model,
-optimiser, data, resume, then the step loop — schedule, autocast forward, weighted losses, finite check, scaled
-backward, unscale, clip, step — with validation and a full-state checkpoint every N steps.
+its optimiser step (harness.run.step: schedule, hook, forward, weighted losses, finite check, scaled backward,
+unscale, clip, step), data, resume, then the loop — one step per batch, with validation (and the weights kept from
+`save_since` on) and a full-state checkpoint every N steps.
 
 A run directory holds: train_state.pt (everything needed to resume; rewritten atomically), weights.pth (the
 authors' checkpoint layout, written at the end), checkpoints/step-N.pth (the weights at every validation from
@@ -32,7 +33,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from harness.compute import KERNEL_FIELDS, device_description, forward_precision, hardware
+from harness.compute import KERNEL_FIELDS, device_description, hardware
 from harness.config import config_hash, to_dict, torch_dtype
 from harness.data import collate, open_split
 from harness.errors import HarnessError
@@ -42,24 +43,20 @@ from harness.metrics.aggregate import dataset_means
 from harness.nn.checkpoint import load_weights, save_weights
 from harness.registry import METHODS
 from harness.run.distributed import current, rank_device
-from harness.run.evaluate import at_least_float32, evaluate, mean_losses
+from harness.run.evaluate import evaluate, mean_losses
 from harness.run.feature_cache import frozen_backbone
 from harness.run.identity import peak_memory_mb, versions
 from harness.run.launch import progress_bar
 from harness.run.loader import loss_scale, shard, train_loader
 from harness.run.runlog import RunLog
-from harness.run.schedules import learning_rate, loss_weights
 from harness.run.seeding import rng_state, seed_everything, seed_rank, set_rng_state
 from harness.run.state import TRAIN_STATE, load_train_state, save_train_state
+from harness.run.step import NonFiniteLoss, Stepper
 from harness.run.train_data import cached_view, training_split
 
 WEIGHTS = "weights.pth"
 SUMMARY = "run.json"
 CHECKPOINTS = "checkpoints"  # the weights at every validation from `train.save_since` on (the authors' SaveModel)
-
-
-class NonFiniteLoss(HarnessError):
-    pass
 
 
 @dataclass
@@ -110,8 +107,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     seed_everything(seed)
     model = build_model(config, device, stage_weights)
     seed_rank(seed, world.rank)
-    optimizer = model.optimizer(tc)  # every group's lr is set from the schedule before each step
-    scaler = torch.amp.GradScaler(device.type, enabled=tc.amp == "fp16" and device.type == "cuda")
+    stepper = Stepper(model, tc, device, tc.amp)  # the model's optimiser, clip and hook (harness.contract)
     backbone = frozen_backbone(model) if feature_cache is not None else None
     train_set = training_split(config, data_dir, backbone=backbone, feature_cache=feature_cache, device=device)
     val_set = open_split(data_dir, config.dataset, "val")
@@ -128,8 +124,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     if state_path.exists():
         state = load_train_state(state_path, config_hash=chash, seed=seed, world_size=world.size)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        stepper.load_state_dict(state)
         at = Position(state["step"], state["epoch"], state["consumed"], saved=state["step"])
         set_rng_state(state["rng"][world.rank], device)
         curve = [point for point in state.get("curve", []) if point["step"] <= at.step]
@@ -143,8 +138,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
         at.saved = at.step
         rngs = world.gather(rng_state(device))  # every rank's own stream, so that each resumes its own
         if world.main:
-            save_train_state(state_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                             scaler=scaler.state_dict(), step=at.step, epoch=at.epoch, consumed=at.consumed,
+            save_train_state(state_path, model=model.state_dict(), **stepper.state_dict(), step=at.step, epoch=at.epoch, consumed=at.consumed,
                              rng=rngs, world_size=world.size, config_hash=chash, seed=seed, curve=curve,
                              kernels=kernels)
 
@@ -158,13 +152,13 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     while at.step < tc.steps:
         position(at.epoch, at.consumed)
         for batch in loader:
-            lr = learning_rate(at.step, tc)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            model.before_step(at.step, tc.steps)
             # this rank's share of the global batch: its mean loss × scale, averaged by DDP = the global mean
             scale = loss_scale(len(train_set), tc.batch_size, at.consumed, world.rank, world.size)
-            result = train_step(net, model, optimizer, scaler, batch, config, at, scale, device, state_path)
+            try:
+                result = stepper(at.step, lambda: model_losses(net, batch, config, device), scale=scale,
+                                 average=world.average)
+            except NonFiniteLoss as e:
+                raise NonFiniteLoss(f"{e}; the last good checkpoint (step {at.saved}) is kept in {state_path}") from None
             images_seen += shard(len(train_set), tc.batch_size, at.consumed, world.rank, world.size)[0]  # global
             at.step, at.consumed = at.step + 1, at.consumed + 1
             bar.update(1)
@@ -172,7 +166,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
             if at.step % log_every == 0 or at.step == tc.steps:
                 rate = images_seen / max(time.perf_counter() - started, 1e-9)
                 logged = {k: float(v.detach()) if torch.is_tensor(v) else v for k, v in result.items()}  # host sync
-                log.write("train", at.step, {"lr": lr, **logged, "images_per_s": rate})
+                log.write("train", at.step, {**logged, "images_per_s": rate})
                 bar.set_postfix(loss=f"{logged['loss']:.4f}")
             if at.step % tc.val_interval == 0 or at.step == tc.steps:
                 point = validate(model, config, val_set, device, (chash, seed, at.step))
@@ -238,37 +232,13 @@ def compiled(net: torch.nn.Module, backend: str) -> torch.nn.Module:
     return net if backend == "off" else torch.compile(net, backend=backend)
 
 
-def train_step(net, model, optimizer, scaler, batch, config, at: Position, scale: float, device: torch.device,
-               state_path: Path) -> dict[str, float]:
-    """One optimiser step: autocast forward, weighted loss terms, finite check, scaled backward, unscale, clip
-    (the model's `clip_gradients`), step. Returns what the log records (global batch means), as tensors: the
-    loop reads them only when it logs."""
-    tc, world = config.train, current()
-    dtype = torch_dtype(config)
-    images = batch["image"].to(device, dtype, non_blocking=True)
-    features = batch.get("feature")  # the frozen backbone's cached output (harness.run.train_data)
-    with forward_precision(device, tc.amp):
-        out = net(images) if features is None else net(images, features=features.to(device, non_blocking=True))
-    terms = {name: at_least_float32(value) for name, value in out.losses.items()}
-    weights = loss_weights(at.step, tc, terms)
-    batch_terms = world.average({name: value * scale for name, value in terms.items()})  # global means
-    for name, value in batch_terms.items():
-        if not torch.isfinite(value):
-            raise NonFiniteLoss(f"step {at.step}: loss term {name!r} is {value.item()}; the last good checkpoint "
-                                f"(step {at.saved}) is kept in {state_path}")
-    loss = sum(weights[name] * value for name, value in terms.items()) * scale
-
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
-    grad_norm = model.clip_gradients(tc)
-    if not scaler.is_enabled() and not torch.isfinite(grad_norm):
-        raise NonFiniteLoss(f"step {at.step}: the gradient norm is {grad_norm.item()}; the last good checkpoint "
-                            f"(step {at.saved}) is kept in {state_path}")
-    scaler.step(optimizer)
-    scaler.update()
-    batch_loss = sum(weights[name] * value for name, value in batch_terms.items())
-    return {"loss": batch_loss, **batch_terms, **{f"w_{k}": w for k, w in weights.items()}, "grad_norm": grad_norm}
+def model_losses(net, batch: dict, config, device: torch.device) -> dict[str, torch.Tensor]:
+    """The model's unweighted loss terms on a training batch: images in the config's dtype, or the frozen backbone's
+    cached output for them (harness.run.train_data)."""
+    images = batch["image"].to(device, torch_dtype(config), non_blocking=True)
+    features = batch.get("feature")
+    out = net(images) if features is None else net(images, features=features.to(device, non_blocking=True))
+    return out.losses
 
 
 def validate(model, config, val_set, device: torch.device, noise_seed: tuple) -> dict[str, float]:

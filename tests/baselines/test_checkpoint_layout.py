@@ -14,12 +14,12 @@ from harness.nn.checkpoint import (
     save_weights,
     state_dict_listing,
 )
-from harness.registry import create_model
-from harness.tables import AUTHORS_LABELS
+from harness.registry import METHODS, create_model
 
 # The listings are named after the authors' config of each method's released checkpoints (DIAS's: tests/dias).
 LISTINGS = {
-    **{method: f"keys_{label.format('coco')}.txt" for method, label in AUTHORS_LABELS.items() if method != "dias"},
+    **{name: f"keys_{METHODS.get(name).label('coco')}.txt" for name in METHODS.names()
+       if METHODS.get(name).authors_label and name != "dias"},
     "vqvae-c256": "keys_vqvae-coco-c256.txt",
     "vqvae-c4": "keys_vqvae-coco-c4.txt",
 }

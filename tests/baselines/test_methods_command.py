@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from harness import method_table
 from harness.cli import methods as methods_verb
 from harness.errors import HarnessError
 from harness.nn.checkpoint import parse_listing
 from harness.recipes import random_vit as synthetic
 from harness.registry import METHODS
+from harness.tools import method_table
 
 
 def listing_total(path):

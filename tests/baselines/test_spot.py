@@ -335,7 +335,8 @@ def test_v3_shows_the_published_spot_rows_per_seed():
 
 
 def test_the_runner_trains_spot_per_seed_under_the_learned_budget_before_spot_distill(tmp_path):
-    from harness.reproduce import Runner, plan, stage_config
+    from harness.engine import plan
+    from harness.engine.discovery import Runner
     from harness.tables import TABLES, Row
 
     mini = TABLES.get("spot-ablation")
@@ -343,6 +344,6 @@ def test_the_runner_trains_spot_per_seed_under_the_learned_budget_before_spot_di
     runner = Runner(mini, data_dir=tmp_path, results=tmp_path, device="cpu", checkpoints=None, progress=False)
     cells = [c for c in plan(mini, tmp_path)[0] if c.row == Row("spot-distill", "synthetic", "spot-distill")]
     assert [runner.stage_of(c) for c in cells] == [("spot", "synthetic", seed) for seed in mini.seeds]
-    config = stage_config(mini, "spot", "synthetic")
+    config = mini.stage_config("spot", "synthetic")
     assert (config.train.steps, config.train.batch_size) == (mini.budget.steps, mini.budget.batch_size)
     assert "spot-distill" not in [r.method for r in TABLES.get("mini-random").rows]  # not at the table's budget

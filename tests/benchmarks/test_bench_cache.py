@@ -9,7 +9,6 @@ each group puts `off` (backbone run) beside `on` (features read from the cache w
 import pytest
 import torch
 
-from harness.bench import same_ledger
 from harness.config import apply_overrides
 from harness.data import open_split, split_path
 from harness.data.synthetic import SynthConfig, write_split
@@ -18,6 +17,7 @@ from harness.registry import get_config
 from harness.run.evaluate import evaluate
 from harness.run.feature_cache import use_feature_cache
 from harness.run.train import build_model
+from harness.tools.bench import same_ledger
 
 CPU = torch.device("cpu")
 CONFIGS = {"synthetic": ("dias", "synthetic"), "full-size": ("dias", "clevrtex")}

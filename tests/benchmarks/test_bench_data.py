@@ -3,16 +3,16 @@
 Run with `python -m pytest tests/benchmarks/test_bench_data.py --benchmark-enable --benchmark-group-by=group`;
 `extra_info` holds samples_per_s. Cases: the synthetic split at its 32×32 size, and ClevrTex-format 320×240
 records (PNG image, WebP segment and depth) resized to 256×256, read by the harness and by
-`harness.bench.reference_item` (the authors' reader written plainly) in one group, so the ratio reads directly.
+`harness.tools.bench.reference_item` (the authors' reader written plainly) in one group, so the ratio reads directly.
 """
 
 import pytest
 import torch
 
-from harness.bench import reference_item, write_clevrtex_like
 from harness.data import DATASETS
 from harness.data.datasets import LmdbSplit
 from harness.data.synthetic import SynthConfig, write_split
+from harness.tools.bench import reference_item, write_clevrtex_like
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ cache would (`on`, methods with a frozen backbone). Run with
 import pytest
 import torch
 
-from harness.bench import train_step
 from harness.nn.onednn import BACKENDS, cpu_linears, onednn_available
 from harness.registry import get_config
 from harness.run.feature_cache import frozen_backbone
 from harness.run.train import build_model
+from harness.tools.bench import train_step
 
 CPU = torch.device("cpu")
 CASES = [(m, f) for m in ("dias", "dinosaur", "slate", "slotdiffusion") for f in ("off", "on")] + [("sa", "off")]

@@ -10,9 +10,9 @@ import dataclasses
 import pytest
 import torch
 
-from harness.contract import ContractError, ModelOutput, SlotModel
+from harness.contract import ModelOutput, SlotModel
 from harness.nn.checkpoint import checkpoint_state_dict, load_weights
-from harness.registry import METHODS, STAGE_KINDS, get_config, methods_of_kind, register_config, register_method
+from harness.registry import METHODS, STAGE_KINDS, get_config, methods_of_kind, register_method
 from harness.run.train import build_model
 from harness.tables import TABLES
 
@@ -101,17 +101,21 @@ def check_output(kind: str, config, model, out, batch: int) -> None:
         assert torch.allclose(mask.float().sum(1), torch.ones_like(mask[:, 0].float()), atol=1e-5)
 
 
-def test_get_config_refuses_a_config_registered_under_another_name():
-    spec = METHODS.get("dias")
+def test_configs_carry_the_names_they_are_registered_under():
+    """The name is given once, at registration: a factory copied from another method (here returning DIAS's synthetic
+    config) still yields a config of the method and dataset it is registered under, never DIAS's."""
     name = "copy-pasted-dias"
-    register_method(name, description="test")(spec.build)
-    register_config(name, "synthetic")(lambda: get_config("dias", "synthetic"))
+    spec = register_method(name, description="test")
+    spec.builder(METHODS.get("dias").build)
+    spec.config("synthetic", "coco")(lambda dataset: get_config("dias", "synthetic"))
     try:
-        with pytest.raises(ContractError, match="registered as copy-pasted-dias/synthetic says method='dias'"):
-            get_config(name, "synthetic")
-        register_config(name, "coco")(lambda: dataclasses.replace(get_config("dias", "synthetic"), method=name))
-        with pytest.raises(ContractError, match="dataset='synthetic'"):
-            get_config(name, "coco")
+        for dataset in ("synthetic", "coco"):
+            config = get_config(name, dataset)
+            assert (config.method, config.dataset) == (name, dataset)
+        with pytest.raises(ValueError, match="registered twice"):
+            register_method(name)
+        with pytest.raises(ValueError, match="copy-pasted-dias/coco is registered twice"):
+            spec.config("coco")(lambda dataset: None)
     finally:
         METHODS._items.pop(name)
 

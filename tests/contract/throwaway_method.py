@@ -15,12 +15,13 @@ from harness.config import EvalConfig, MethodConfig, TrainConfig
 from harness.contract import ModelOutput, SlotModel
 from harness.nn.initializers import NormalShared
 from harness.nn.slot_attention import SlotAttention
-from harness.registry import register_config, register_method
+from harness.registry import register_method
+
+THROWAWAY = register_method("throwaway", description="test-only: pixel Slot Attention (tests/contract/throwaway_method.py)")
 
 
 @dataclass(kw_only=True)
 class ThrowawayConfig(MethodConfig):
-    method: str = "throwaway"
     slot_dim: int = 16
 
 
@@ -42,15 +43,15 @@ class PixelSlots(SlotModel):
                            losses={"recon": F.mse_loss(recon, pooled)})
 
 
-@register_method("throwaway", description="test-only: pixel Slot Attention (tests/contract/throwaway_method.py)")
+@THROWAWAY.builder
 def build(config: ThrowawayConfig, *, pretrained: bool = False) -> PixelSlots:
     return PixelSlots(config)
 
 
-@register_config("throwaway", "synthetic")
-def synthetic() -> ThrowawayConfig:
+@THROWAWAY.config("synthetic")
+def synthetic(dataset: str) -> ThrowawayConfig:
     return ThrowawayConfig(
-        dataset="synthetic", num_slots=4, resolution=32,
+        num_slots=4, resolution=32,
         train=TrainConfig(steps=4, batch_size=2, lr=1e-3, warmup_steps=0, val_interval=4, save_since=2,
                           num_workers=0, amp="off"),
         eval=EvalConfig(mask="aggregator", resolution=32, batch_size=4, amp="off"),

@@ -1,6 +1,6 @@
 """The loader's fast paths give exactly what the authors' recipe gives: libspng against cv2 on every kind of PNG,
 the gathered one-hot against F.one_hot, the in-place normalisation against (x − mean) / std, and whole ClevrTex-
-like items against `harness.bench.reference_item` (cv2 decode, F.interpolate, F.one_hot), bit for bit."""
+like items against `harness.tools.bench.reference_item` (cv2 decode, F.interpolate, F.one_hot), bit for bit."""
 
 import io
 
@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from data_helpers import index_buf, jpeg, random_image, write_authors_lmdb
 
-from harness.bench import reference_item
 from harness.data import DATASETS, codec
 from harness.data.datasets import LmdbSplit
 from harness.data.masks import one_hot_bool
 from harness.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from harness.tools.bench import reference_item
 
 
 def _authors_decode(data: bytes):

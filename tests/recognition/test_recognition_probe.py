@@ -12,7 +12,7 @@ from harness.data.codec import encode_index_map, encode_png_rgb
 from harness.data.lmdb_io import LmdbWriter
 from harness.metrics.recognition import RECOGNITION_PROTOCOLS
 from harness.nn.output import ModelOutput
-from harness.recognition import (
+from harness.run.probe import (
     ProbeConfig,
     ProbeInputError,
     RecognitionProbe,
@@ -87,7 +87,7 @@ def test_head_layout_is_the_authors():
 
 def test_losses_and_schedule_by_hand():
     logits = torch.tensor([[0.0, np.log(3.0)], [0.0, 0.0]])
-    losses = probe_losses(logits, torch.zeros(2, 4), torch.tensor([1, 0]), torch.full((2, 4), 0.5), box_weight=1.0)
+    losses = probe_losses(logits, torch.zeros(2, 4), torch.tensor([1, 0]), torch.full((2, 4), 0.5))
     assert losses["ce"].item() == pytest.approx(-(np.log(0.75) + np.log(0.5)) / 2)
     assert losses["l1"].item() == pytest.approx(0.5)
     config = ProbeConfig()

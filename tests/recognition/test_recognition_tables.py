@@ -11,9 +11,9 @@ import torch
 from harness.cli import main
 from harness.data import TexturedConfig
 from harness.data.textured import NUM_CLASSES
-from harness.recognition import PairStatistics
-from harness.recognition.tables import probe_config
-from harness.reproduce import Cell
+from harness.engine import Cell
+from harness.engine.recognition import probe_config
+from harness.run.probe import PairStatistics
 from harness.tables import TABLES, Budget, ProbeRecipe, Row, SynthData, Table
 
 TINY_TRAIN = ["train.warmup_steps=1", "train.val_interval=4", "train.num_workers=0", "train.val_limit=4",
@@ -35,8 +35,8 @@ for pairs in ("once", "every step"):
 def test_recogn_v3_cells_are_the_release_checkpoints_under_the_authors_recipe():
     table = TABLES.get("recogn-v3")
     assert table.task == "recognition" and table.seeds == (42, 43, 44) and table.probe.discovery is None
-    assert [r.label for r in table.rows] == ["dias_r-coco", "spot_r-coco", "dinosaur_r-coco", "slate_r_vqvae-coco",
-                                             "slotdiffusion_r_vqvae-coco"]
+    assert [r.label for r in table.rows] == ["dias_r-coco", "dinosaur_r-coco", "slate_r_vqvae-coco",
+                                             "slotdiffusion_r_vqvae-coco", "spot_r-coco"]  # the registry's order
     assert table.probe.protocols == ("smoothsa-v3", "all-objects") and table.protocol == "smoothsa-v3"
     config = probe_config(table, table.rows[0])
     assert (config.steps, config.batch_size, config.lr, config.num_classes, config.slot_dim) == (10_000, 32, 1e-3,
@@ -172,8 +172,8 @@ def test_a_probe_cell_does_not_depend_on_what_ran_before_it_in_its_process(tmp_p
     """Cells share pool workers: the random state a cell finds must not change its numbers."""
     import random
 
-    import harness.run.train as run_train
-    from harness.recognition.tables import run_cell
+    import harness.engine.recognition as recognition
+    from harness.engine.recognition import run_cell
 
     class Stop(Exception):
         pass
@@ -184,7 +184,7 @@ def test_a_probe_cell_does_not_depend_on_what_ran_before_it_in_its_process(tmp_p
         seen.append((torch.rand(1).item(), random.random()))
         raise Stop
 
-    monkeypatch.setattr(run_train, "load_trained", spy)
+    monkeypatch.setattr(recognition, "load_trained", spy)
     table = TABLES.get("recogn-mini")
     for disturbance in (1, 2):
         torch.manual_seed(disturbance)

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 import harness.run.loader as run_loader
+import harness.run.step as run_step
 import harness.run.train as run_train
 from harness.registry import get_config
 from harness.run.cell import evaluate_cell
@@ -74,7 +75,7 @@ def interrupt_at(step: int):
     return lr
 
 
-LEARNING_RATE = run_train.learning_rate
+LEARNING_RATE = run_step.learning_rate
 
 
 def worker(rank: int, world: int, port: int, synth: Path, out: Path, weights: Path) -> None:
@@ -86,12 +87,12 @@ def worker(rank: int, world: int, port: int, synth: Path, out: Path, weights: Pa
     run_train.build_model = deterministic(run_train.build_model)
     with process_group("cpu", world):
         train_dinosaur(synth, out / "ddp")
-        run_train.learning_rate = interrupt_at(4)
+        run_step.learning_rate = interrupt_at(4)
         try:
             train_dinosaur(synth, out / "resumed")
         except Interrupted:
             pass
-        run_train.learning_rate = LEARNING_RATE
+        run_step.learning_rate = LEARNING_RATE
         train_dinosaur(synth, out / "resumed")
         run_loader.shard = sharded_wrongly
         train_dinosaur(synth, out / "wrong-shards")

@@ -12,11 +12,12 @@ from conftest import TINY
 from harness.cli import main
 from harness.data import SynthConfig, open_split, write_synthetic
 from harness.data.lmdb_io import LmdbReader, LmdbWriter
+from harness.engine import plan
+from harness.engine.discovery import Runner
 from harness.nn import onednn
 from harness.nn.checkpoint import save_weights
 from harness.nn.onednn import onednn_available
 from harness.registry import get_config
-from harness.reproduce import Runner, plan
 from harness.run.cell import evaluate_cell
 from harness.run.feature_cache import (
     FeatureCacheError,

@@ -11,11 +11,12 @@ import pytest
 import torch
 from submitit.helpers import DelayedSubmission
 
-import harness.run.train as run_train
+import harness.run.step as run_step
 from harness.cli import main
 from harness.data import SynthConfig
-from harness.report import text_table
-from harness.reproduce import Cell, ReproduceOptions, Runner, ensure_data, plan, reproduce, resources
+from harness.engine import Cell, ReproduceOptions, plan, reproduce
+from harness.engine.core import ensure_data, resources
+from harness.engine.discovery import Runner
 from harness.run.launch import (
     Job,
     JobsFailed,
@@ -81,7 +82,7 @@ def test_submitit_local_gives_the_records_of_the_local_executor(tmp_path, in_pro
     assert sorted((tmp_path / "jobs" / TABLE.name / "jobs").glob("*/*_log.err"))  # submitit's logs
     # the report is rendered from the collected records as the local path renders it
     assert sorted(p.name for p in submitted.paths.values()) == [f"acc-{TABLE.name}.{x}" for x in ("html", "md", "xlsx")]
-    assert text_table(submitted.frame, TABLE) == text_table(in_process.frame, TABLE)
+    assert submitted.text == in_process.text
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,7 @@ def test_cells_in_parallel_worker_processes_give_the_records_of_the_local_execut
     local, pooled = records(root / "local"), records(tmp_path / "pool")
     for label in local:
         assert pooled[label]["per_image"] == local[label]["per_image"], label
-    assert text_table(parallel.frame, TABLE) == text_table(in_process.frame, TABLE)
+    assert parallel.text == in_process.text
 
 
 def test_pool_reports_every_failure_after_the_others_finish():
@@ -149,17 +150,17 @@ def test_a_preempted_cell_is_resubmitted_as_itself_and_resumes(tmp_path, in_proc
     runner = Runner(TABLE, data_dir=root / "data", results=tmp_path / "preempted", device="cpu", checkpoints=None,
                     overrides=tuple(OVERRIDES), progress=False)
     job = Resumable(runner.run, (cell,), processes=1, device="cpu")
-    learning_rate = run_train.learning_rate
+    learning_rate = run_step.learning_rate
 
     def preempted(step, train):
         if step == 3:
             raise KeyboardInterrupt  # stands for the signal: the process goes away mid-run
         return learning_rate(step, train)
 
-    monkeypatch.setattr(run_train, "learning_rate", preempted)
+    monkeypatch.setattr(run_step, "learning_rate", preempted)
     with pytest.raises(KeyboardInterrupt):
         job()
-    monkeypatch.setattr(run_train, "learning_rate", learning_rate)
+    monkeypatch.setattr(run_step, "learning_rate", learning_rate)
     resubmitted = job.checkpoint()
     assert isinstance(resubmitted, DelayedSubmission) and isinstance(resubmitted.function, Resumable)
     assert resubmitted.function.args == (cell,) and resubmitted.function.fn.__self__.results == tmp_path / "preempted"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from harness.data import TexturedConfig, write_textured
-from harness.nn.weights import REGISTRY_WEIGHTS
+from harness.nn.dinov2.wheel import REGISTRY_WEIGHTS
 from harness.registry import get_config
 from harness.run.cell import evaluate_cell
 from harness.run.train import train

@@ -2,7 +2,7 @@
 budgets, and says which real data files are missing and where to get them."""
 
 
-import harness.reproduce as rep
+import harness.engine.discovery as rep
 from harness.cli import main
 from harness.data import SynthConfig
 from harness.results import read_record

@@ -15,7 +15,8 @@ from harness.nn.checkpoint import read_weights
 from harness.registry import get_config
 from harness.run.cell import evaluate_cell
 from harness.run.state import TRAIN_STATE
-from harness.run.train import NonFiniteLoss, train
+from harness.run.step import NonFiniteLoss
+from harness.run.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -29,6 +29,7 @@ Nothing is asserted: the numbers describe this machine under its current load.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import statistics
 import tempfile
 import time
@@ -42,6 +43,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from harness.compute import device_description, forward_precision, hardware
+from harness.config import torch_dtype
 from harness.data import DATASETS, collate, open_split, split_path
 from harness.data.codec import encode_index_map, encode_png_rgb
 from harness.data.datasets import LmdbSplit
@@ -55,6 +57,8 @@ from harness.nn.onednn import BACKENDS, cpu_linear_backend, cpu_linears, onednn_
 from harness.registry import get_config, methods_of_kind
 from harness.run.evaluate import evaluate
 from harness.run.feature_cache import autocast_in_effect, frozen_backbone, use_feature_cache
+from harness.run.step import Stepper
+from harness.run.train import build_model
 
 AMPS = {"fp32": "off", "bf16": "bf16", "fp16": "fp16"}  # bench name → config value (run.evaluate.forward_precision)
 REFERENCE_VIT_S_GFLOP = 12.7  # ViT-S/14 forward at 224², per image: the figure the issue quotes
@@ -232,25 +236,20 @@ def eval_with_and_without_cache(model, dataset, config, device: torch.device, ca
 
 
 def train_step(model, config, images: torch.Tensor, device: torch.device, cached: bool):
-    """One optimiser step on `images` as a callable (the model is put in training mode). `cached`: the batch's
+    """Training's own optimiser step (harness.run.step.Stepper: the model's optimiser, hook and clip, the schedule)
+    on `images`, as a callable taking steps 0, 1, 2, ... (the model is put in training mode). `cached`: the batch's
     backbone features are computed once here and given to every step, as a feature cache would."""
-    images = images.to(device)
+    images = images.to(device, torch_dtype(config))
     features = None
     if cached:
         with torch.no_grad(), forward_precision(device, config.train.amp):
             features = frozen_backbone(model)(images)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=1e-6)
+    stepper = Stepper(model, config.train, device, config.train.amp)
+    steps = itertools.count()
     model.train()
 
     def step() -> None:
-        with forward_precision(device, config.train.amp):
-            out = model(images) if features is None else model(images, features=features)
-        loss = sum(value.float() for value in out.losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.train.grad_clip)
-        optimizer.step()
+        stepper(next(steps), lambda: (model(images) if features is None else model(images, features=features)).losses)
 
     return step
 
@@ -278,8 +277,6 @@ def metrics_seconds(model, config, batch: dict, device: torch.device, repeats: i
 def bench_method(method: str, dataset: str, amp: str, *, data_dir: Path, cache_dir: Path, device: torch.device,
                  steps: int, batch_size: int | None, peak_gflops: float) -> list[dict]:
     """The table rows of one method config at one amp: cache off, and on where the method has a frozen backbone."""
-    from harness.run.train import build_model
-
     overrides = [f"train.amp={AMPS[amp]}", f"eval.amp={AMPS[amp]}"]
     if batch_size is not None:
         overrides += [f"train.batch_size={batch_size}", f"eval.batch_size={batch_size}"]
@@ -314,8 +311,6 @@ def bench_backbone(method: str, dataset: str, amps: list[str], *, images: int, m
                    device: torch.device, work: Path) -> dict:
     """Forward-only evaluation of a full-size frozen-backbone config on `images` synthetic images (random weights):
     the ViT's achieved GFLOP/s against the matmul rate, and uncached vs cached evaluation."""
-    from harness.run.train import build_model
-
     config = get_config(method, dataset, [f"eval.batch_size={images}"])
     torch.manual_seed(0)
     model = build_model(config, device, initial=False).eval()
@@ -354,8 +349,6 @@ def bench_linear_kernels(method: str, dataset: str, *, images: int, device: torc
     """A full-size config's training step and masks-only evaluation forward (uncached and cached; random weights,
     a batch of `images` random images) with its linear layers through PyTorch's BLAS — the kernels the authors' code
     runs on — and through oneDNN (harness.nn.onednn), timed alternately."""
-    from harness.run.train import build_model
-
     config = get_config(method, dataset, [f"train.batch_size={images}", "train.amp=off"])
     torch.manual_seed(0)
     model = build_model(config, device, initial=False)

@@ -1,15 +1,14 @@
-"""`python -m harness.gpu_check` (run by scripts/gpu-check.sh): is this accelerator ready for the harness?
+"""`python -m harness gpu-check` (run by scripts/gpu-check.sh): is this accelerator ready for the harness?
 
 On one device, in minutes: a few hundred AMP steps of every registered learned method on its synthetic config (losses
 finite and falling), `torch.compile` against eager on one evaluation batch of DIAS, the full-size DIAS evaluation
-cached vs uncached with the backbone's fraction of the matmul peak (harness.bench), and peak memory of each phase.
+cached vs uncached with the backbone's fraction of the matmul peak (harness.tools.bench), and peak memory of each phase.
 Writes results/bench/<device>.json. `--device cpu --steps 3 --compile-backend eager` runs the same code on a CPU in
 seconds (tests/test_gpu_check.py), so the script cannot rot between GPU sessions.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import re
@@ -19,12 +18,14 @@ from pathlib import Path
 
 import torch
 
-from harness.bench import AMPS, MATMUL_DTYPES, bench_backbone, default_methods, matmul_gflops, matmul_name
-from harness.compute import device_description, forward_precision
+from harness.compute import device_description
 from harness.data.synthetic import SynthConfig, generate
+from harness.data.transforms import normalize
 from harness.io import atomic_write_text
 from harness.registry import get_config
-from harness.run.schedules import loss_weights
+from harness.run.step import Stepper
+from harness.run.train import build_model
+from harness.tools.bench import AMPS, MATMUL_DTYPES, bench_backbone, default_methods, matmul_gflops, matmul_name
 
 
 def device_slug(device: torch.device) -> str:
@@ -45,40 +46,23 @@ def reset_peak(device: torch.device) -> None:
 def synthetic_batch(config, device: torch.device, size: int) -> torch.Tensor:
     """A fixed batch of synthetic scenes, normalised like the loader's output (ImageNet statistics)."""
     images, _ = generate(SynthConfig(resolution=config.resolution), "train", 0, size)
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
-    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
-    return ((x - mean) / std).to(device)
+    return torch.stack([normalize(torch.from_numpy(image).permute(2, 0, 1)) for image in images]).to(device)
 
 
 def train_method(method: str, device: torch.device, steps: int, amp: str, batch_size: int) -> dict:
-    """`steps` optimiser steps at the config's learning rate on one fixed batch under `amp` autocast with a grad
-    scaler for fp16: the losses must stay finite and, over a few hundred steps, fall."""
-    from harness.run.train import build_model
-
-    config = get_config(method, "synthetic", [f"train.amp={AMPS[amp]}", f"train.batch_size={batch_size}"])
+    """`steps` of training's own optimiser step (harness.run.step.Stepper, with the schedule of a `steps`-step run) on
+    one fixed batch under `amp` autocast with a grad scaler for fp16: the losses must stay finite and, over a few
+    hundred steps, fall."""
+    config = get_config(method, "synthetic", [f"train.amp={AMPS[amp]}", f"train.batch_size={batch_size}",
+                                              f"train.steps={steps}"])
     torch.manual_seed(0)
     model = build_model(config, device, initial=False).train()  # random weights: no hub, no stage needed
-    optimizer = model.optimizer(config.train)
-    for group in optimizer.param_groups:
-        group["lr"] = config.train.lr
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16" and device.type == "cuda")
+    stepper = Stepper(model, config.train, device, config.train.amp)
     images = synthetic_batch(config, device, batch_size)
     reset_peak(device)
     losses, start = [], time.perf_counter()
     for step in range(steps):
-        model.before_step(step, steps)
-        with forward_precision(device, AMPS[amp]):
-            out = model(images)
-        weights = loss_weights(step, config.train, out.losses)
-        loss = sum(weights[name] * value.float() for name, value in out.losses.items())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        model.clip_gradients(config.train)
-        scaler.step(optimizer)
-        scaler.update()
-        losses.append(loss.detach())
+        losses.append(stepper(step, lambda: model(images).losses)["loss"].detach())
     losses = torch.stack(losses).tolist()  # one host sync, after the timed steps
     seconds = time.perf_counter() - start
     window = max(1, min(10, steps // 4))
@@ -90,8 +74,6 @@ def train_method(method: str, device: torch.device, steps: int, amp: str, batch_
 
 def compile_parity(device: torch.device, backend: str) -> dict:
     """Masks of a torch.compile'd DIAS (synthetic config, random weights) against eager on one batch, same noise."""
-    from harness.run.train import build_model
-
     config = get_config("dias", "synthetic")
     torch.manual_seed(0)
     model = build_model(config, device, initial=False).eval()
@@ -143,23 +125,3 @@ def run_gpu_check(device: str = "cuda", steps: int = 300, amp: str = "fp16", eva
     atomic_write_text(output, json.dumps(result, indent=1, default=str) + "\n")
     print_fn(f"wrote {output}")
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.gpu_check", description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--steps", type=int, default=300, help="AMP training steps per method")
-    p.add_argument("--amp", default="fp16", choices=list(AMPS))
-    p.add_argument("--eval-images", type=int, default=64, help="synthetic 256² images for the full-size evaluation")
-    p.add_argument("--compile-backend", default="inductor", help="torch.compile backend (eager: tracing only)")
-    p.add_argument("--matmul-size", type=int, default=8192)
-    p.add_argument("--batch-size", type=int, default=32, help="training batch of each method")
-    p.add_argument("--output", type=Path, help="default results/bench/<device>.json")
-    args = p.parse_args(argv)
-    result = run_gpu_check(args.device, args.steps, args.amp, args.eval_images, args.compile_backend,
-                           args.matmul_size, args.batch_size, args.output)
-    return 0 if result["ok"] else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

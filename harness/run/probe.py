@@ -13,7 +13,7 @@ The evaluation is not reseeded (the authors' is not): noisy slots make repeated 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from harness.compute import forward_precision
+from harness.config import WeightSchedule
 from harness.data import collate
 from harness.errors import HarnessError
 from harness.metrics.recognition import (
@@ -32,10 +33,9 @@ from harness.metrics.recognition import (
     slot_segments,
 )
 from harness.nn.mlp import MLP
-from harness.recognition.trivial import PairStatistics, TrivialPredictor
 from harness.run.loader import train_loader
-from harness.run.schedules import learning_rate
 from harness.run.seeding import seed_everything
+from harness.run.step import Stepper
 
 BOX_SIZE = 4
 
@@ -67,6 +67,11 @@ class ProbeConfig:
     amp: str = "fp16"  # "fp16": autocast + GradScaler on CUDA, full precision on CPU; "bf16"; "off"
     num_workers: int = 4
 
+    @property
+    def loss_weights(self) -> dict[str, WeightSchedule]:
+        """The losses' weights as the optimiser step reads them (harness.run.step): the box term's is box_weight."""
+        return {"l1": WeightSchedule(kind="constant", end=self.box_weight)}
+
 
 class RecognitionProbe(nn.Module):
     """Linear(slot_dim, hidden) → GELU → Dropout → Linear(hidden, num_classes + 4); state-dict keys `recogn.0.*`,
@@ -83,10 +88,10 @@ class RecognitionProbe(nn.Module):
         return out[:, :self.num_classes], out[:, self.num_classes:]
 
 
-def probe_losses(logits, boxes, clazz, bbox, box_weight: float = 1.0) -> dict[str, torch.Tensor]:
-    """{"ce": cross-entropy mean over pairs, "l1": box_weight × L1 mean over pairs × 4} in float32."""
-    return {"ce": F.cross_entropy(logits.float(), clazz),
-            "l1": box_weight * F.l1_loss(boxes.float(), bbox.float())}
+def probe_losses(logits, boxes, clazz, bbox) -> dict[str, torch.Tensor]:
+    """{"ce": cross-entropy mean over pairs, "l1": L1 mean over pairs × 4} in float32, unweighted (the box term's
+    weight is `ProbeConfig.box_weight`)."""
+    return {"ce": F.cross_entropy(logits.float(), clazz), "l1": F.l1_loss(boxes.float(), bbox.float())}
 
 
 def discovery_output(model: nn.Module, batch: dict, device: torch.device, amp: str):
@@ -166,29 +171,20 @@ def fit_probe(loader, position, pairs_of, config: ProbeConfig, *, seed: int, dev
     → (probe, steps, skipped steps, statistics of the pairs trained on)."""
     seed_everything(seed)
     probe = RecognitionProbe(config.slot_dim, config.num_classes, config.hidden, config.dropout).to(device)
-    optimizer = torch.optim.Adam(probe.parameters(), lr=0.0)  # lr set from the schedule before every step
-    scaler = torch.amp.GradScaler(device.type, enabled=config.amp == "fp16" and device.type == "cuda")
+    stepper = Stepper(probe, config, device, config.amp)  # Adam, no clip: the authors' probe
     seen = PairStatistics(config.num_classes)
     step, epoch, skipped = 0, 0, 0
     probe.train()
     while step < config.steps:
         position(epoch, 0)
         for batch in loader:
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, config)
             slots, clazz, bbox = pairs_of(batch)
-            step += 1
             if slots.shape[0] == 0:
                 skipped += 1
             else:
                 seen.add(clazz, bbox)
-                with forward_precision(device, config.amp):
-                    logits, boxes = probe(slots.to(device))
-                loss = sum(probe_losses(logits, boxes, clazz.to(device), bbox.to(device), config.box_weight).values())
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                stepper(step, lambda: probe_losses(*probe(slots.to(device)), clazz.to(device), bbox.to(device)))
+            step += 1
             if step >= config.steps:
                 break
         epoch += 1
@@ -200,7 +196,7 @@ def train_probe(model: nn.Module, train_set: Dataset, val_set: Dataset, config: 
                 ) -> ProbeResult:
     """Train a fresh probe for `config.steps` steps on `model`'s frozen slots, then evaluate it on `val_set` once
     under each of `protocols` (default: the training protocol `config.protocol`), beside the trivial predictor of
-    its training pairs (harness.recognition.trivial): record["protocols"] = {name: {"probe", "trivial"}}.
+    its training pairs (`PairStatistics`): record["protocols"] = {name: {"probe", "trivial"}}.
 
     `model(images) -> ModelOutput` with `.slots` (b,n,config.slot_dim) and `.masks["aggregator"]` (b,n,h,w); its
     parameters are never updated (they are not given to the optimiser and run without gradients). The discovery
@@ -293,3 +289,53 @@ def train_probe_on_pairs(train_pairs: ImagePairs, val_pairs: dict[str, ImagePair
     record = {"seed": seed, "steps": steps, "skipped_steps": skipped, "config": dataclasses.asdict(config),
               "pairs": "extracted once", "train_pairs": train_pairs.pairs, "protocols": scores}
     return probe, record, seen
+
+
+# The trivial rows of a recognition table: what the probe's numbers must beat without looking at a slot. From the pairs a
+# probe was trained on (the same matching, the same protocol): the majority class (top-3: the three most frequent, ties
+# to the lower class id) and the mean ltrb box, scored on the very pairs the probe is scored on (`score_pairs`), so a
+# probe row and its trivial row count the same objects.
+
+
+@dataclass
+class PairStatistics:
+    """Class counts and the box sum of a set of kept pairs."""
+
+    num_classes: int
+    counts: torch.Tensor = field(init=False)
+    box_sum: torch.Tensor = field(init=False)
+
+    def __post_init__(self):
+        self.counts = torch.zeros(self.num_classes, dtype=torch.int64)
+        self.box_sum = torch.zeros(4, dtype=torch.float64)
+
+    @property
+    def pairs(self) -> int:
+        return int(self.counts.sum())
+
+    def add(self, clazz: torch.Tensor, bbox: torch.Tensor) -> None:
+        self.counts += torch.bincount(clazz.cpu().long(), minlength=self.num_classes)[:self.num_classes]
+        self.box_sum += bbox.detach().cpu().double().sum(0)
+
+    def predictor(self) -> TrivialPredictor:
+        # rank scores: the most frequent class highest, ties broken towards the lower class id
+        order = sorted(range(self.num_classes), key=lambda c: (-int(self.counts[c]), c))
+        scores = torch.empty(self.num_classes)
+        scores[order] = torch.arange(self.num_classes, 0, -1, dtype=torch.float32)
+        mean_box = (self.box_sum / max(self.pairs, 1)).float()
+        return TrivialPredictor(scores, mean_box)
+
+    def describe(self) -> dict:
+        return {"pairs": self.pairs, "class_counts": self.counts.tolist(),
+                "mean_box": (self.box_sum / max(self.pairs, 1)).tolist()}
+
+
+@dataclass(frozen=True)
+class TrivialPredictor:
+    """The same class scores and box for every pair: `predictor(m)` → (logits (m,C), boxes (m,4))."""
+
+    scores: torch.Tensor
+    box: torch.Tensor
+
+    def __call__(self, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.scores.expand(m, -1), self.box.expand(m, -1)
