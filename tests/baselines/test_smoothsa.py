@@ -407,3 +407,34 @@ def test_a_short_training_run_lowers_both_losses(scenes):
     for name in ("recon", "preheat"):
         first, last = (statistics.mean(s[name] for s in losses[part]) for part in (slice(0, 10), slice(-10, None)))
         assert last < first, (name, first, last)
+
+
+# --- tables ----------------------------------------------------------------------------------------------------------
+
+def test_v3_shows_the_published_smoothsa_rows_per_seed():
+    """docs/reference.md#published-numbers: SmoothSA's acc-v3.xlsx rows smoothsa_r-<ds>-<seed>."""
+    from harness.report.published import published_frame
+    from harness.tables import TABLES
+
+    frame = published_frame(TABLES.get("v3"))
+    smoothsa = frame[frame["method"] == "smoothsa"]
+    assert sorted(set(smoothsa["label"])) == ["smoothsa_r-clevrtex", "smoothsa_r-coco", "smoothsa_r-voc"]
+    coco_ari = smoothsa[(smoothsa["label"] == "smoothsa_r-coco") & (smoothsa["metric"] == "ari")]
+    assert coco_ari.set_index("seed")["value"].to_dict() == pytest.approx({42: 0.30330905, 43: 0.2927475,
+                                                                           44: 0.28331569})
+
+
+def test_the_recognition_probe_reads_the_slot_attention_map():
+    """docs/reference.md#object-recognition-probe: SmoothSA's probe takes the final slots (256 wide) and attenta, the
+    last Slot Attention map, which the model returns as "aggregator"; threshold 1e-3 = protocol smoothsa-v3."""
+    from harness.metrics.recognition import RECOGNITION_PROTOCOLS
+    from harness.recognition.tables import probe_config
+    from harness.tables import TABLES
+
+    table = TABLES.get("recogn-v3")
+    row = next(r for r in table.rows if r.method == "smoothsa")
+    config = probe_config(table, row)
+    assert (row.label, config.slot_dim, config.protocol, table.protocol) == ("smoothsa_r-coco", 256, "smoothsa-v3",
+                                                                             "smoothsa-v3")
+    protocol = RECOGNITION_PROTOCOLS.get("smoothsa-v3")
+    assert (protocol.mask, protocol.iou_threshold) == ("aggregator", 1e-3)
