@@ -10,7 +10,8 @@ schedule) with three swaps:
   and only its last map is kept ("aggregator");
 - the extra loss is `preheat` = MSE(qinit, slots.detach()), weighted 100, instead of DIAS's attention distillation.
 For the first tenth of training the preheater reads the features detached (`detach_flag`, a buffer of the checkpoint
-that the authors' schedule reassigns before every step).
+that the authors' schedule reassigns before every step). Outputs, losses and gradients equal the authors' code
+(docs/experiments.md#2026-12-06-smoothsa-against-the-authors-code).
 """
 
 from __future__ import annotations
