@@ -159,9 +159,9 @@ def check_config(config: SmoothSAConfig) -> None:
 
 
 @register_method("smoothsa", train_cost=4,
-                 description="SmoothSA (Zhao et al.) as released: DIAS's recipe with a preheated slot initialiser "
-                             "self-distilled onto the final slots, bi-level Slot Attention and no attention "
-                             "distillation; segments from decoder attention.")
+                 description="SmoothSA's image model as the DIAS authors release it: DIAS's recipe with a "
+                             "preheated slot initialiser self-distilled onto the final slots, bi-level Slot "
+                             "Attention and no attention distillation; segments from decoder attention.")
 def build(config: SmoothSAConfig, *, pretrained: bool = False) -> SmoothSA:
     """The SmoothSA model of `config`; `pretrained=True` (training) loads `config.pretrained` into the backbone."""
     check_config(config)
