@@ -313,9 +313,10 @@ TABLES.register("spot-ablation", Table(
 TABLES.register("recogn-v3", Table(
     name="recogn-v3",
     description="Object recognition on COCO as the SmoothSA/DIAS authors probe it (v3): their MLP probe (10 000 "
-                "steps, batch 32) on the frozen slots of DIAS, SPOT, DINOSAUR, SLATE and SlotDiffusion released "
-                "checkpoints (seeds 42/43/44), trained under smoothsa-v3 and evaluated under smoothsa-v3 and the "
-                "corrected all-objects protocol. The authors publish SPOT and SmoothSA numbers, none for DIAS.",
+                "steps, batch 32) on the frozen slots of the released checkpoints of every method that joins it "
+                "(DIAS, DINOSAUR, SLATE, SlotDiffusion, SPOT, SmoothSA; seeds 42/43/44), trained under smoothsa-v3 "
+                "and evaluated under smoothsa-v3 and the corrected all-objects protocol. The authors publish SPOT and "
+                "SmoothSA numbers, none for DIAS.",
     rows=AuthorsRows("recogn-v3", ("coco",)),
     seeds=(42, 43, 44),
     protocol="smoothsa-v3",

@@ -46,8 +46,11 @@ def test_slot_count_is_the_only_dataset_dependence(method, dataset, slots, refer
 
 
 def random_state(listing, seed=0):
+    """Random tensors of the listed shapes and dtypes (SmoothSA's bool `detach_flag` False: its initial value is
+    True, so a round trip shows it was loaded)."""
     g = torch.Generator().manual_seed(seed)
-    return {k: torch.randn(shape, generator=g) for k, shape, _ in listing}
+    return {k: torch.zeros(shape, dtype=torch.bool) if dtype == "bool" else torch.randn(shape, generator=g)
+            for k, shape, dtype in listing}
 
 
 @pytest.mark.parametrize("method", LISTINGS)

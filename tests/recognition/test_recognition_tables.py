@@ -36,7 +36,7 @@ def test_recogn_v3_cells_are_the_release_checkpoints_under_the_authors_recipe():
     table = TABLES.get("recogn-v3")
     assert table.task == "recognition" and table.seeds == (42, 43, 44) and table.probe.discovery is None
     assert [r.label for r in table.rows] == ["dias_r-coco", "dinosaur_r-coco", "slate_r_vqvae-coco",
-                                             "slotdiffusion_r_vqvae-coco", "spot_r-coco"]  # the registry's order
+                                             "slotdiffusion_r_vqvae-coco", "spot_r-coco", "smoothsa_r-coco"]  # registry
     assert table.probe.protocols == ("smoothsa-v3", "all-objects") and table.protocol == "smoothsa-v3"
     config = probe_config(table, table.rows[0])
     assert (config.steps, config.batch_size, config.lr, config.num_classes, config.slot_dim) == (10_000, 32, 1e-3,
@@ -73,7 +73,7 @@ def test_recogn_v3_lists_missing_data_then_every_missing_checkpoint(tmp_path, ca
     assert main(["reproduce", "--table", "recogn-v3", "--data-dir", str(tmp_path / "data"), "--checkpoints",
                  str(tmp_path / "ck"), "--results", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
-    assert "missing 14 discovery model(s)" in err and "spot_r-coco-42" not in err
+    assert "missing 17 discovery model(s)" in err and "spot_r-coco-42" not in err
     assert f"{tmp_path / 'ck' / 'dias_r-coco'}/42-<epoch>.pth" in err and "releases/tag/archive-dias" in err
     assert not (tmp_path / "runs").exists()
 
@@ -81,7 +81,7 @@ def test_recogn_v3_lists_missing_data_then_every_missing_checkpoint(tmp_path, ca
 def test_recogn_mini_without_the_mini_models_names_the_command_that_makes_them(tmp_path, capsys):
     assert main(["reproduce", "--table", "recogn-mini", "--results", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
-    assert "missing 18 discovery model(s)" in err and str(tmp_path / "runs/mini/runs/dias/seed0/weights.pth") in err
+    assert "missing 21 discovery model(s)" in err and str(tmp_path / "runs/mini/runs/dias/seed0/weights.pth") in err
     assert f"python -m harness reproduce --table mini --results {tmp_path / 'runs'}" in err
 
 
@@ -114,15 +114,15 @@ def test_published_probe_numbers_as_the_report_shows_them(tmp_path, capsys):
     out = tmp_path / "reports"
     assert main(["report", "--table", "recogn-v3", "--published", "--results", str(tmp_path), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "spot_r-coco (published)  80.5±0.2  92.4±0.2  38.3±0.2  6538±23" in text
-    assert "SmoothSA (published)     81.4±0.1  92.8±0.2  40.1±0.2  6653±24" in text
+    assert "spot_r-coco (published)      80.5±0.2  92.4±0.2  38.3±0.2  6538±23" in text
+    assert "smoothsa_r-coco (published)  81.4±0.1  92.8±0.2  40.1±0.2  6653±24" in text
     md = (out / "acc-recogn-v3.md").read_text()
     for seed, values in {42: "80.688 | 92.554 | 38.450 | 6540", 43: "80.259 | 92.591 | 38.137 | 6560",
                          44: "80.445 | 92.157 | 38.192 | 6515"}.items():
         assert f"| spot_r-coco (published) | {seed} | {values} |" in md
     for seed, values in {42: "81.401 | 92.770 | 39.869 | 6667", 43: "81.401 | 93.010 | 40.319 | 6667",
                          44: "81.542 | 92.635 | 39.988 | 6626"}.items():
-        assert f"| SmoothSA (published) | {seed} | {values} |" in md
+        assert f"| smoothsa_r-coco (published) | {seed} | {values} |" in md
     assert "80.5±0.2" in (out / "acc-recogn-v3.html").read_text()
     from openpyxl import load_workbook
     ws = load_workbook(out / "acc-recogn-v3.xlsx")["eval_multi"]
