@@ -36,7 +36,7 @@ class DinoSlotConfig(MethodConfig):
     backbone_scale: float = 0.875  # 256² → 224² before the ViT
     # HF id or local directory of DINOv2 weights, loaded only when the builder is asked to (training).
     # Evaluating or resuming a checkpoint builds randomly: the checkpoint holds the backbone too.
-    pretrained: str | None = DINOV2_SMALL
+    backbone_weights: str | None = DINOV2_SMALL
     slot_dim: int = 256
     project_hidden: int = 768
     ffn_dim: int = 1024
@@ -60,7 +60,7 @@ class DinoSlotModel(SlotModel):
                 f"{config.method}: resolution {config.resolution} × backbone_scale {config.backbone_scale} = "
                 f"{resized}, but backbone.image_size is {config.backbone.image_size}")
         self.encode_backbone = make_encoder(config.backbone, norm_out=True, scale=config.backbone_scale,
-                                            pretrained=config.pretrained if pretrained else None)
+                                            weights=config.backbone_weights if pretrained else None)
         self.encode_posit_embed = nn.Identity()
         self.encode_project = MLP(config.backbone.hidden, [config.project_hidden, config.slot_dim], ln="pre")
         self.initializ = NormalSeparate(config.num_slots, config.slot_dim)

@@ -76,7 +76,7 @@ DINOSAUR = register_method("dinosaur", train_cost=2, authors_label="dinosaur_r-{
 
 @DINOSAUR.builder
 def build_dinosaur(config: DinosaurConfig, *, pretrained: bool = False) -> Dinosaur:
-    """`pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone."""
+    """`pretrained=True` (training) loads `config.backbone_weights` DINOv2 weights into the backbone."""
     return Dinosaur(config, pretrained)
 
 
@@ -95,7 +95,7 @@ def synthetic_config(dataset: str) -> DinosaurConfig:
     (docs/experiments.md#2026-11-24-dinosaur-and-the-position-table)."""
     return DinosaurConfig(
         num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
-        backbone=synthetic.backbone(registers=0), backbone_scale=1.0, pretrained=None,
+        backbone=synthetic.backbone(registers=0), backbone_scale=1.0, backbone_weights=None,
         slot_dim=64, project_hidden=128, ffn_dim=128, decoder_hidden=128,
         train=synthetic.train_config(lr=5e-3, amp="bf16", freeze=[FREEZE_BACKBONE]),
         eval=EvalConfig(mask="decoder", resolution=SYNTHETIC_RESOLUTION, amp="off"),

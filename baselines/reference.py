@@ -172,7 +172,7 @@ class FeatureKMeans(ColourKMeans):
     def __init__(self, config: "FeatureKMeansConfig", pretrained: bool = False):
         super().__init__(config)
         spec = dataclasses.replace(config.backbone)
-        self.encode_backbone = DinoV2Backbone(spec, config.norm_out, config.pretrained if pretrained else None)
+        self.encode_backbone = DinoV2Backbone(spec, config.norm_out, config.backbone_weights if pretrained else None)
         self.encode_backbone.requires_grad_(False)
 
     def frozen_backbone(self) -> nn.Module:
@@ -187,7 +187,7 @@ class FeatureKMeans(ColourKMeans):
 @dataclass(kw_only=True)
 class FeatureKMeansConfig(ReferenceConfig):
     backbone: DinoV2Spec
-    pretrained: str | None
+    backbone_weights: str | None
     norm_out: bool = True
 
 
@@ -238,4 +238,4 @@ DINOV2_KMEANS.builder(partial(_build, FeatureKMeans))
 def feature_kmeans_textured(dataset: str) -> FeatureKMeansConfig:
     base = _config("colour-kmeans", dataset)
     return FeatureKMeansConfig(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
-                               backbone=pretrained_dinov2.BACKBONE, pretrained=pretrained_dinov2.PRETRAINED)
+                               backbone=pretrained_dinov2.BACKBONE, backbone_weights=pretrained_dinov2.PRETRAINED)

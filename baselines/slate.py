@@ -109,7 +109,7 @@ SLATE = register_method("slate", train_cost=1, authors_label="slate_r_vqvae-{dat
 
 @SLATE.builder
 def build_slate(config: SlateConfig, *, pretrained: bool = False) -> Slate:
-    """`pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone; the
+    """`pretrained=True` (training) loads `config.backbone_weights` DINOv2 weights into the backbone; the
     tokenizer comes from the trained stage (`model.load_stage`)."""
     return Slate(config, pretrained)
 
@@ -127,7 +127,7 @@ def full_size(dataset: str) -> SlateConfig:
 def synthetic_config(dataset: str) -> SlateConfig:
     return SlateConfig(
         num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
-        stage=STAGE, backbone=synthetic.backbone(registers=0), backbone_scale=1.0, pretrained=None,
+        stage=STAGE, backbone=synthetic.backbone(registers=0), backbone_scale=1.0, backbone_weights=None,
         tokenizer=synthetic_tokenizer(SYNTHETIC_CODE_DIM[STAGE]), slot_dim=64, project_hidden=128, ffn_dim=128,
         decoder_layers=2, decoder_ffn=128,
         train=synthetic.train_config(lr=4e-4, amp="off", freeze=[FREEZE_BACKBONE, FREEZE_MEDIAT]),

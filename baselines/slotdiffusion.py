@@ -119,7 +119,7 @@ SLOTDIFFUSION = register_method(
 
 @SLOTDIFFUSION.builder
 def build_slotdiffusion(config: SlotDiffusionConfig, *, pretrained: bool = False) -> SlotDiffusion:
-    """`pretrained=True` (training) loads `config.pretrained` DINOv2 weights into the backbone; the
+    """`pretrained=True` (training) loads `config.backbone_weights` DINOv2 weights into the backbone; the
     tokenizer comes from the trained stage (`model.load_stage`)."""
     return SlotDiffusion(config, pretrained)
 
@@ -137,7 +137,7 @@ def full_size(dataset: str) -> SlotDiffusionConfig:
 def synthetic_config(dataset: str) -> SlotDiffusionConfig:
     return SlotDiffusionConfig(
         num_slots=SYNTHETIC_SLOTS, resolution=SYNTHETIC_RESOLUTION,
-        stage=STAGE, backbone=synthetic.backbone(registers=0), backbone_scale=1.0, pretrained=None,
+        stage=STAGE, backbone=synthetic.backbone(registers=0), backbone_scale=1.0, backbone_weights=None,
         tokenizer=synthetic_tokenizer(SYNTHETIC_CODE_DIM[STAGE]), slot_dim=64, project_hidden=128, ffn_dim=128,
         unet_channels=(32, 32, 64, 64), unet_layers_per_block=1, unet_norm_groups=8,
         train=synthetic.train_config(lr=4e-4, amp="off", freeze=[FREEZE_BACKBONE, FREEZE_MEDIAT]),

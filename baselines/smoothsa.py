@@ -165,12 +165,13 @@ SMOOTHSA = register_method(
 
 @SMOOTHSA.builder
 def build(config: SmoothSAConfig, *, pretrained: bool = False) -> SmoothSA:
-    """The SmoothSA model of `config`; `pretrained=True` (training) loads `config.pretrained` into the backbone."""
+    """The SmoothSA model of `config`; `pretrained=True` (training) loads `config.backbone_weights` into the
+    backbone."""
     check_config(config)
     spec, dim = config.backbone, config.backbone.hidden
     return SmoothSA(
         encode_backbone=make_encoder(spec, config.norm_out, config.backbone_scale,
-                                     config.pretrained if pretrained else None),
+                                     config.backbone_weights if pretrained else None),
         encode_posit_embed=nn.Identity(),
         encode_project=MLP(dim, [dim, dim], ln="pre"),
         initializ=NormalSharedPreheated(config.num_slots, config.slot_dim, dim, config.eval_noise),

@@ -46,7 +46,7 @@ class SPOTConfig(MethodConfig):
 
     backbone: DinoV2Spec = field(default_factory=DinoV2Spec)
     backbone_scale: float = 0.875  # input resize before the ViT (256 → 224)
-    pretrained: str | None = DINOV2_SMALL_REG4  # HF id or local directory; used only when training
+    backbone_weights: str | None = DINOV2_SMALL_REG4  # a harness.nn.dinov2 source, loaded only to train
     norm_out: bool = False  # DINOv2's final LayerNorm dropped, as for DIAS
     slot_dim: int = 256
     num_iter: int = 3
@@ -209,8 +209,8 @@ def check_config(config: SPOTConfig) -> None:
 
 
 def build_spot(config: SPOTConfig, *, pretrained: bool, student_of: SPOT | None = None) -> SPOT:
-    """SPOT of `config`; `pretrained=True` loads `config.pretrained` into the backbone. With `student_of` (a freshly
-    built stage-1 model), stage 2's student (docs/reference.md#spot): per-slot Gaussians (NormalSeparate), bi-level
+    """SPOT of `config`; `pretrained=True` loads `config.backbone_weights` into the backbone. With `student_of` (a
+    freshly built stage-1 model), stage 2's student (docs/reference.md#spot): per-slot Gaussians (NormalSeparate), bi-level
     truncated Slot Attention, and two copies of that model's backbone as it was built (the pretrained one, or the
     same random one for the CPU configs): the fine-tuned `encode_backbone` and the frozen `encode_backbone2`."""
     check_config(config)
@@ -220,7 +220,7 @@ def build_spot(config: SPOTConfig, *, pretrained: bool, student_of: SPOT | None 
         encode_backbone = copy.deepcopy(student_of.encode_backbone)
     else:
         encode_backbone = make_encoder(spec, config.norm_out, config.backbone_scale,
-                                       config.pretrained if pretrained else None)
+                                       config.backbone_weights if pretrained else None)
     return SPOT(
         encode_backbone=encode_backbone,
         encode_backbone2=copy.deepcopy(encode_backbone) if student else None,
@@ -276,7 +276,7 @@ def synthetic_config(dataset: str, config_class: type[SPOTConfig] = SPOTConfig, 
     grid; slot dim 64, a 2-layer decoder) as `config_class`, with `fields` replaced."""
     defaults = {
         "num_slots": synthetic.SLOTS, "resolution": synthetic.RESOLUTION,
-        "backbone": synthetic.backbone(registers=4), "backbone_scale": 1.0, "pretrained": None, "slot_dim": 64,
+        "backbone": synthetic.backbone(registers=4), "backbone_scale": 1.0, "backbone_weights": None, "slot_dim": 64,
         "sa_ffn_dim": 256, "decoder_layers": 2, "decoder_heads": 4, "decoder_ffn_dim": 256,
         "train": synthetic_train(),
         "eval": EvalConfig(mask="decoder", resolution=synthetic.RESOLUTION, batch_size=32, amp="off")}

@@ -148,7 +148,7 @@ class VQVAEConfig(MethodConfig):
     tokenizer: TokenizerSpec
     # diffusers AutoencoderTiny (HF id or local dir) whose weights start training; loaded only when the builder
     # is asked to (evaluating a checkpoint builds randomly and loads everything from it).
-    pretrained: str | None = "madebyollin/taesd"
+    taesd_weights: str | None = "madebyollin/taesd"  # the TAESD trunk's pretrained weights, loaded only to train
     # The authors train vqvae-c4 with an LPIPS(alex) term (weight 1): `lpips` is True in its full-size configs.
     # Its pretrained weights are never downloaded: `lpips_weights` names a local file (see baselines.lpips), and
     # training a config with lpips=True but no file stops with an error instead of silently dropping the term.
@@ -157,7 +157,7 @@ class VQVAEConfig(MethodConfig):
 
 
 def build_vqvae(config: VQVAEConfig, *, pretrained: bool = False) -> VQVAE:
-    """`pretrained=True` (training) starts the TAESD trunk from `config.pretrained` and needs the LPIPS
+    """`pretrained=True` (training) starts the TAESD trunk from `config.taesd_weights` and needs the LPIPS
     weights if the recipe has the term; without it (evaluation) LPIPS is loaded only when a file is named."""
     lpips = None
     if config.lpips and config.lpips_weights is not None:
@@ -168,7 +168,7 @@ def build_vqvae(config: VQVAEConfig, *, pretrained: bool = False) -> VQVAE:
         raise BaselineConfigError(
             f"{config.method}/{config.dataset}: the authors' recipe adds an LPIPS(alex) loss; name a local weight "
             f"file with --set lpips_weights=PATH (layout: baselines/lpips.py) or train without it: --set lpips=false")
-    weights = config.pretrained if pretrained else None
+    weights = config.taesd_weights if pretrained else None
     return VQVAE(config.tokenizer, decode=True, pretrained=weights, lpips=lpips)
 
 
@@ -209,7 +209,7 @@ def _full(name: str, dataset: str) -> VQVAEConfig:
 
 def _synthetic(name: str, dataset: str) -> VQVAEConfig:
     return VQVAEConfig(
-        resolution=SYNTHETIC_RESOLUTION, pretrained=None,
+        resolution=SYNTHETIC_RESOLUTION, taesd_weights=None,
         tokenizer=synthetic_tokenizer(SYNTHETIC_CODE_DIM[name]),
         train=synthetic.train_config(lr=2e-3, amp="bf16", steps=synthetic.STAGE_STEPS,
                                      batch_size=synthetic.STAGE_BATCH_SIZE,

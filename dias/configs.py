@@ -36,7 +36,8 @@ class DIASConfig(MethodConfig):
 
     backbone: DinoV2Spec = field(default_factory=DinoV2Spec)
     backbone_scale: float = 0.875  # input resize before the ViT (256 → 224)
-    pretrained: str | None = DINOV2_SMALL_REG4  # HF id or local directory; used only when training
+    # the DINOv2's pretrained weights (a harness.nn.dinov2 source), loaded only when the builder is asked for them
+    backbone_weights: str | None = DINOV2_SMALL_REG4
     norm_out: bool = False  # the authors drop DINOv2's final LayerNorm
     slot_dim: int = 256
     num_iter: int = 3
@@ -63,19 +64,19 @@ def _check(config: DIASConfig) -> None:
 DIAS_METHOD = register_method(
     "dias", subject=True, train_cost=4, authors_label="dias_r-{dataset}",
     tables=(*DEFAULT_TABLES, "mini-long", "v3", "recogn-v3"),
-    description="DIAS (Zhao et al. 2025) as released: frozen DINOv2-S/14 reg4, Slot Attention with first→last attention "
-                "self-distillation, random-order masked Transformer decoder; segments from decoder attention. Paper "
-                "extension (pruning + re-initialised aggregation) behind `extension.*`, off by default.")
+    description="DIAS (Zhao et al. 2025) as released: frozen DINOv2-S/14 reg4, Slot Attention with first→last "
+                "attention self-distillation, random-order masked Transformer decoder; segments from decoder attention. "
+                "Paper extension (pruning + re-initialised aggregation) behind `extension.*`, off by default.")
 
 
 @DIAS_METHOD.builder
 def build(config: DIASConfig, *, pretrained: bool = False) -> DIAS:
-    """The DIAS model of `config`; `pretrained=True` (training) loads `config.pretrained` into the backbone."""
+    """The DIAS model of `config`; `pretrained=True` (training) loads `config.backbone_weights` into the backbone."""
     _check(config)
     spec, dim = config.backbone, config.backbone.hidden
     return DIAS(
         encode_backbone=make_encoder(spec, config.norm_out, config.backbone_scale,
-                                     config.pretrained if pretrained else None),
+                                     config.backbone_weights if pretrained else None),
         encode_posit_embed=nn.Identity(),
         encode_project=MLP(dim, [dim, dim], ln="pre"),
         initializ=NormalShared(config.num_slots, config.slot_dim, config.eval_noise),
@@ -118,7 +119,7 @@ def synthetic(dataset: str) -> DIASConfig:
         resolution=synthetic_recipe.RESOLUTION,
         backbone=synthetic_recipe.backbone(registers=4),
         backbone_scale=1.0,
-        pretrained=None,
+        backbone_weights=None,
         slot_dim=64,
         sa_ffn_dim=256,
         decoder_layers=2,

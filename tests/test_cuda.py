@@ -69,3 +69,18 @@ def test_fp16_amp_training_step_is_finite():
     for _ in range(3):
         step()
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_fp16_training_step_returns_the_unscaled_gradient_norm():
+    """The one optimiser step under fp16 autocast and GradScaler (harness.run.step): the norm it returns is the
+    gradients' after unscaling — what the clip sees and the log records —, not ×65536."""
+    from harness.run.step import Stepper
+
+    config, model = _dias(CUDA, ["train.amp=fp16", "train.batch_size=8", "train.grad_clip=1e9"])
+    stepper = Stepper(model, config.train, CUDA, "fp16")
+    images = torch.randn(8, 3, config.resolution, config.resolution, device=CUDA)
+    assert stepper.scaler.is_enabled() and stepper.scaler.get_scale() > 1
+    result = stepper(5, lambda: model(images).losses)
+    unscaled = torch.linalg.vector_norm(torch.stack([p.grad.float().norm() for p in model.parameters()
+                                                     if p.grad is not None]))
+    assert float(result["grad_norm"]) == pytest.approx(float(unscaled), rel=1e-4)

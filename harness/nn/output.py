@@ -11,9 +11,9 @@ import torch
 class ModelOutput:
     """`model(images)` returns this.
 
-    Methods with a frozen backbone (`model.encode_backbone`: DIAS, DINOSAUR, SLATE, SlotDiffusion) also take
-    `model(images, features=F)`, F being that backbone's output for `images`: the result is the same as
-    `model(images)` without running the backbone (harness.run.feature_cache supplies F).
+    Methods that declare a frozen backbone (`SlotModel.frozen_backbone()`: DIAS, SmoothSA, SPOT, DINOSAUR, SLATE,
+    SlotDiffusion) also take `model(images, features=F)`, F being that backbone's output for `images`: the result is
+    the same as `model(images)` without running the backbone (harness.run.feature_cache supplies F).
 
     slots:  (b, n, d) slot vectors (None for a stage such as a VQ-VAE).
     masks:  named attention maps (b, n, h, w), e.g. "decoder", "aggregator"; the method's config names the

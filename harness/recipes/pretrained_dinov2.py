@@ -48,7 +48,7 @@ def adapt(config, *, lr: float | None = None, steps: int = STEPS, batch_size: in
     common = dict(dataset=DATASET, num_slots=SLOTS, resolution=RESOLUTION, train=train,
                   eval=dataclasses.replace(config.eval, resolution=RESOLUTION))
     if hasattr(config, "backbone"):
-        common.update(backbone=BACKBONE, backbone_scale=1.0, pretrained=PRETRAINED)
+        common.update(backbone=BACKBONE, backbone_scale=1.0, backbone_weights=PRETRAINED)
     if hasattr(config, "norm_out"):
         common.update(norm_out=True)
     return dataclasses.replace(config, **{**common, **fields})

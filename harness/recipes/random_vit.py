@@ -1,6 +1,6 @@
 """The CPU recipe shared by every method's `synthetic` config: image size, slot count, the frozen tiny ViT that
-stands in for DINOv2, and the step budget — in one place, so the methods of the `mini` table differ only where
-the methods differ.
+stands in for DINOv2, and the step budget — in one place, so the methods of the `mini-random` and `mini-ci` tables
+differ only where the methods differ.
 
 Why these numbers (measurements: docs/experiments.md#2026-11-24-synthetic-cpu-recipe):
 - 32² images with 2–3 objects of radius 0.18–0.3 (harness.data.SynthConfig defaults): objects span several

@@ -66,5 +66,5 @@ def backbone_identity(model, config) -> dict | None:
     backbone = model.frozen_backbone()
     if backbone is None:
         return None
-    source = getattr(config, "pretrained", None)
+    source = getattr(config, "backbone_weights", None)
     return {"source": source, "source_sha256": source_sha256(source), "weights_sha256": module_sha256(backbone)}

@@ -38,7 +38,7 @@ def test_builders_load_pretrained_parts_only_when_asked(tmp_path):
                                   num_attention_heads=spec.heads, patch_size=spec.patch, image_size=spec.image_size,
                                   layerscale_value=spec.layerscale_init, layer_norm_eps=spec.layer_norm_eps))
     hf.save_pretrained(tmp_path / "dino")
-    config = dataclasses.replace(config, pretrained=str(tmp_path / "dino"))
+    config = dataclasses.replace(config, backbone_weights=str(tmp_path / "dino"))
     want = hf.embeddings.patch_embeddings.projection.weight
     build = METHODS.get("dinosaur").build
     assert torch.equal(build(config, pretrained=True).encode_backbone[1].state_dict()["patch_embed.proj.weight"],
@@ -50,7 +50,7 @@ def test_builders_load_pretrained_parts_only_when_asked(tmp_path):
     ae = AutoencoderTiny(encoder_block_out_channels=(taesd.width,) * 3, decoder_block_out_channels=(taesd.width,) * 3,
                          num_encoder_blocks=taesd.encoder_blocks, num_decoder_blocks=taesd.decoder_blocks)
     ae.save_pretrained(tmp_path / "taesd")
-    stage = dataclasses.replace(stage, pretrained=str(tmp_path / "taesd"))
+    stage = dataclasses.replace(stage, taesd_weights=str(tmp_path / "taesd"))
     build = METHODS.get("vqvae-c4").build
     want = ae.decoder.layers[-1].weight.detach().half().float()
     assert torch.equal(build(stage, pretrained=True).decode[2][-1].weight, want)

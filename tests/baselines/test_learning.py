@@ -1,37 +1,30 @@
-"""Each baseline's small CPU config learns: a minimal Adam loop on structured images (flat rectangles on flat
-backgrounds, the `scenes` fixture) lowers its total loss. Learning runs: `-m slow`."""
-
-import re
+"""Each baseline's small CPU config learns: training's own optimiser step (harness.run.step: the config's schedule,
+loss weights, clip and frozen parameters) on structured images (flat rectangles on flat backgrounds, the `scenes`
+fixture) lowers its total loss. Learning runs: `-m slow`."""
 
 import pytest
 import torch
 
-from harness.registry import create_model, get_config
+from harness.registry import get_config
+from harness.run.step import Stepper
+from harness.run.train import build_model
 
 
 def train_losses(method: str, make_scenes, steps: int, lr: float = 1e-3, batch: int = 8,
                  seed: int = 0) -> dict[str, list[float]]:
     """Per-step values of the weighted total ("total") and of each loss term."""
     torch.manual_seed(seed)
-    config = get_config(method, "synthetic")
-    model = create_model(method, config=config).train()
-    for name, p in model.named_parameters():
-        if any(re.match(f, name) for f in config.train.freeze):
-            p.requires_grad_(False)
-    weights = {k: w(0, steps) for k, w in config.train.loss_weights.items()}
-    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    config = get_config(method, "synthetic", [f"train.steps={steps}", f"train.lr={lr}", "train.amp=off"])
+    model = build_model(config, torch.device("cpu"), initial=False).train()
+    stepper = Stepper(model, config.train, torch.device("cpu"), "off")
     images = make_scenes(128, config.resolution, seed=seed)
     history = {}
-    for _ in range(steps):
+    for step in range(steps):
         batch_images = images[torch.randint(0, len(images), (batch,))]
-        out = model(batch_images)
-        loss = sum(v * weights.get(k, 1.0) for k, v in out.losses.items())
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimiser.step()
-        for k, v in {"total": loss, **out.losses}.items():
-            history.setdefault(k, []).append(v.item())
+        result = stepper(step, lambda: model(batch_images).losses)
+        terms = [name for name in result if f"w_{name}" in result]  # every loss term has a weight beside it
+        for k in ("loss", *terms):
+            history.setdefault("total" if k == "loss" else k, []).append(float(result[k]))
     return history
 
 

