@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
+from harness.metrics.protocols import METRICS
 
 if TYPE_CHECKING:
     import torch
@@ -118,8 +119,13 @@ class TrainConfig:
     # Validations over the run (the authors' total/40); `val_interval` follows it unless set itself.
     val_points: int = positive(default=40)
     val_interval: int | None = positive(default=None)
-    # Weights are kept at every validation from this step on (the authors' SaveModel from total/2).
+    # Checkpoints count from this step on (the authors' SaveModel from total/2): the best validation since then is
+    # kept per selection rule (harness.run.train.SELECTION_RULES), on the `select_on` metric.
     save_since: int | None = non_negative(default=None)
+    select_on: str = one_of(METRICS, default="ari_fg")
+    # Training images held out — the train split's last ones, disjoint from training and from the reported split —
+    # and validated beside it, for the `best-heldout` selection rule; 0: none.
+    heldout: int = non_negative(default=0)
     # Full training state (model, optimiser, scaler, RNG, loader position) is saved every this many steps
     # (None: every val_interval) so that a killed run resumes where it was.
     checkpoint_interval: int | None = None

@@ -60,6 +60,20 @@ def atomic_path(path: str | os.PathLike):
                 tmp.with_name(tmp.name + "-lock").unlink()  # LMDB writes a lock file beside its data file
 
 
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike):
+    """Hold an exclusive lock on the file `path` (created if absent) for the block: processes that make the same
+    thing (a feature cache, a training run several cells share) wait for one of them. Released when the block ends,
+    also if the process dies."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

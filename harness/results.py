@@ -13,7 +13,10 @@ over valid images. Reports never recompute a metric: they aggregate ledgers.
       "n_valid":   {"ari": int, ...},                                          # images in each mean
       "per_image": {"keys": [str], "ari": [float|null], ..., "valid": [bool], "valid_fg": [bool]},
                    # a value is null where the protocol does not count the image in that metric's mean
-      "cost":      {...}   # optional: train/eval seconds, images/s, peak memory, parameters, steps
+      "cost":      {...},  # optional: train/eval seconds, images/s, peak memory, parameters, steps
+      "curve":     [{"step", "ari", ..., "heldout_ari", ..., "train_loss", "train_<term>", ...}],  # trained cells:
+                   # every validation of the run (0–1; held-out images and training loss means where recorded)
+      "selection": {"rule": "last" | "best-val" | "best-heldout", "step", "on": metric}  # trained cells
     }
 """
 
@@ -37,7 +40,8 @@ class ResultError(HarnessError):
     pass
 
 
-def make_record(identity: dict, per_image: dict, cost: dict | None = None) -> dict:
+def make_record(identity: dict, per_image: dict, cost: dict | None = None, *, curve: list[dict] | None = None,
+                selection: dict | None = None) -> dict:
     """Build a validated record under `identity["protocol"]`: an image's value is kept where the protocol
     counts that image in the metric's mean (`Protocol.mean_over`), null elsewhere, so the ledger's non-null
     values are exactly what the mean averages (with the protocol's mean arithmetic)."""
@@ -57,8 +61,15 @@ def make_record(identity: dict, per_image: dict, cost: dict | None = None) -> di
     counts = {m: sum(v is not None for v in per_image[m]) for m in METRICS}
     record = {"schema": SCHEMA, "identity": identity, "means": means, "n_valid": counts,
               "per_image": per_image, "cost": cost or {}}
+    if curve is not None:
+        record.update(curve=[{k: _json_number(v) for k, v in point.items()} for point in curve], selection=selection)
     validate(record, "<new record>")
     return record
+
+
+def _json_number(value):
+    """A curve value as JSON can hold it: an undefined metric (NaN, no valid image) is null."""
+    return None if isinstance(value, float) and value != value else value
 
 
 def validate(record: dict, where: str) -> None:

@@ -14,7 +14,7 @@ from harness.config import (
     apply_overrides,
     config_hash,
 )
-from harness.registry import Registry, UnknownNameError
+from harness.names import Registry, UnknownNameError
 
 
 def make():

@@ -14,8 +14,8 @@ import os
 import sys
 
 from harness.errors import HarnessError, os_error_line
+from harness.names import UnknownNameError
 from harness.nn.onednn import cpu_linear_backend
-from harness.registry import UnknownNameError
 
 # Verb modules of this package, in the order `--help` lists them.
 VERBS = ("reproduce", "train", "eval", "report", "check_drift", "methods", "metrics", "data", "weights", "bench",

@@ -15,7 +15,7 @@ import torch
 from harness.data.masks import clevrtex_masks, coco_instance_masks, coco_thing_classes, index_classes, voc_masks
 from harness.data.synthetic import SynthConfig
 from harness.data.textured import TexturedConfig
-from harness.registry import Registry
+from harness.names import Registry
 
 RELEASES = "https://github.com/Genera1Z/VQ-VFM-OCL/releases/tag"
 

@@ -47,7 +47,8 @@ class Cell:
         return results / self.table.name / self.row.label / f"seed{self.seed}.json"
 
     def run_dir(self, results: Path) -> Path:
-        return results / self.table.name / "runs" / self.row.label / f"seed{self.seed}"
+        """The training run's directory, shared by the rows that evaluate other checkpoints of it (`Row.run`)."""
+        return results / self.table.name / "runs" / self.row.run_label / f"seed{self.seed}"
 
 
 @dataclass(frozen=True)

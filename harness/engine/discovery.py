@@ -10,11 +10,12 @@ from pathlib import Path
 from harness.compute import apply_deterministic
 from harness.config import config_hash
 from harness.engine.core import Cell, Rendered, ReproduceOptions, ensure_data, find_release_checkpoint, job_resources
+from harness.io import exclusive
 from harness.registry import METHODS
 from harness.report import render_table, text_table
 from harness.run.cell import evaluate_cell
 from harness.run.launch import Job
-from harness.run.train import WEIGHTS, train
+from harness.run.train import WEIGHTS, selected_checkpoint, train
 from harness.tables import Table
 
 
@@ -69,24 +70,26 @@ class Runner:
         apply_deterministic()
         config = self.table.cell_config(cell.row, self.overrides)
         identity = {"table": self.table.name, "label": cell.row.label, "variant": cell.row.variant}
-        cost: dict = {}
+        cost, extra = {}, {}
         needs = self.stage_of(cell)
         stage = self.train_stage(*needs) if needs else None
         checkpoint = None
         if trains(cell) and self.checkpoints is not None:
             checkpoint = find_release_checkpoint(self.checkpoints, cell)
         elif trains(cell):
-            started = time.perf_counter()
-            summary = train(config, data_dir=self.data_dir, run_dir=cell.run_dir(self.results), seed=cell.seed,
-                            device=self.device, stage_weights=stage, progress=self.progress,
-                            feature_cache=self.feature_cache)
-            checkpoint = summary.weights
+            started, run_dir = time.perf_counter(), cell.run_dir(self.results)
+            with exclusive(run_dir.with_name(run_dir.name + ".training")):  # rows sharing a run train it once
+                summary = train(config, data_dir=self.data_dir, run_dir=run_dir, seed=cell.seed, device=self.device,
+                                stage_weights=stage, progress=self.progress, feature_cache=self.feature_cache)
+            checkpoint, point = selected_checkpoint(run_dir, cell.row.selection, summary.curve, config.train)
             cost = {"train_seconds": time.perf_counter() - started, "train_images_per_second":
                     summary.images_per_second, "peak_memory_mb": summary.peak_memory_mb, "steps": summary.steps}
+            extra = {"curve": summary.curve, "selection": {"rule": cell.row.selection, "step": point["step"],
+                                                           "on": config.train.select_on}}
         return evaluate_cell(config, data_dir=self.data_dir, checkpoint=checkpoint, seed=cell.seed,
                              output=cell.record_path(self.results), protocol=self.table.protocol, device=self.device,
                              stage_weights=stage, identity_extra=identity, cost=cost, limit=self.eval_limit,
-                             feature_cache=self.feature_cache, progress=self.progress)
+                             feature_cache=self.feature_cache, progress=self.progress, **extra)
 
 
 class DiscoveryTask:

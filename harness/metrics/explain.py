@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.metrics.protocols import DEFAULT_PROTOCOL, PROTOCOLS
 from harness.metrics.recognition import DEFAULT_RECOGNITION_PROTOCOL, RECOGNITION_PROTOCOLS
-from harness.registry import UnknownNameError
+from harness.names import UnknownNameError
 
 GROUPS = (("segmentation", PROTOCOLS, DEFAULT_PROTOCOL),
           ("object recognition (slot probe)", RECOGNITION_PROTOCOLS, DEFAULT_RECOGNITION_PROTOCOL))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.metrics.ari import ARITHMETICS
-from harness.registry import Registry
+from harness.names import Registry
 
 METRICS = ("ari", "ari_fg", "mbo", "miou")
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
-from harness.registry import Registry
+from harness.names import Registry
 
 
 @dataclass(frozen=True)

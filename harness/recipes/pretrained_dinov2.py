@@ -35,6 +35,8 @@ TRAIN_IMAGES = 1000
 VAL_IMAGES = 300
 # prerequisite stages (VQ-VAE tokenizers) train with their own steps, as in the random-ViT recipe
 STAGE_STEPS = 500
+# validations over a run, each on the first 100 val images' cached features: every run's curve
+VAL_POINTS = 10
 
 BACKBONE = DinoV2Spec(hidden=384, layers=12, heads=6, mlp_ratio=4, patch=14, image_size=RESOLUTION, registers=0)
 
@@ -43,8 +45,8 @@ def adapt(config, *, lr: float | None = None, steps: int = STEPS, batch_size: in
     """A method's small (`synthetic`) config moved onto this recipe: the textured data set, its slots and resolution,
     the pretrained backbone (if the method has one), the budget and the flip augmentation; `fields` are the method's
     own further changes."""
-    train = apply_overrides(config.train, {"steps": steps, "batch_size": batch_size, "val_points": 1, "augment": "flip",
-                                           "lr": config.train.lr if lr is None else lr})
+    train = apply_overrides(config.train, {"steps": steps, "batch_size": batch_size, "val_points": VAL_POINTS,
+                                           "augment": "flip", "lr": config.train.lr if lr is None else lr})
     common = dict(dataset=DATASET, num_slots=SLOTS, resolution=RESOLUTION, train=train,
                   eval=dataclasses.replace(config.eval, resolution=RESOLUTION))
     if hasattr(config, "backbone"):

@@ -41,10 +41,11 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
                   stage_weights: str | Path | None = None, gallery: int = 8, identity_extra: dict | None = None,
                   cost: dict | None = None, limit: int | None = None, num_workers: int = 0,
                   feature_cache: str | Path | None = None, feature_storage: str = DEFAULT_STORAGE,
-                  progress: bool = False) -> dict:
+                  progress: bool = False, curve: list[dict] | None = None, selection: dict | None = None) -> dict:
     """Evaluate `checkpoint` (weights in the authors' layout, ours or theirs) — or, with checkpoint=None, the
     method's untrained initialisation for `seed` — on `split`, and write the record (+ gallery) to `output`.
     `feature_cache`: a directory of frozen-backbone feature caches (harness.run.feature_cache) read and written.
+    A trained cell's record also keeps its training run's validation `curve` and the `selection` of the checkpoint.
     In a data-parallel group the ranks share the batches and rank 0 writes; every rank returns the record."""
     device, world = rank_device(device), current()
     if checkpoint is None:
@@ -80,7 +81,7 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
             "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
     if cache_use is not None:
         cost["feature_cache"] = cache_use.describe()
-    record = make_record(identity, out.per_image, cost)
+    record = make_record(identity, out.per_image, cost, curve=curve, selection=selection)
     if world.main:
         write_record(output, record)
         if out.gallery is not None:

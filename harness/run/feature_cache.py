@@ -40,7 +40,6 @@ stored), so their items still carry images. Size: c·h·w·4 bytes per image in 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -58,6 +57,7 @@ from harness.data.card import data_card_fingerprint
 from harness.data.lmdb_io import LmdbReader, LmdbWriter
 from harness.data.transforms import ValTransform
 from harness.errors import HarnessError
+from harness.io import exclusive
 from harness.nn.onednn import cpu_linear_backend
 
 FORMAT = "harness.feature-cache/1"
@@ -268,8 +268,7 @@ def ensure_features(cache_dir: str | Path, backbone: nn.Module, dataset, *, devi
     identity = cache_identity(backbone, dataset, device=device, amp=amp, batch_size=batch_size, storage=storage)
     path = cache_path(cache_dir, identity)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".writing"), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+    with exclusive(path.with_name(path.name + ".writing")):
         if not path.is_file():
             _write_features(path, identity, backbone, dataset, device=device, amp=amp, batch_size=batch_size,
                             storage=storage)

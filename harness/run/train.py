@@ -27,7 +27,7 @@ import json
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -56,7 +56,13 @@ from harness.run.train_data import cached_view, training_split
 
 WEIGHTS = "weights.pth"
 SUMMARY = "run.json"
-CHECKPOINTS = "checkpoints"  # the weights at every validation from `train.save_since` on (the authors' SaveModel)
+CHECKPOINTS = "checkpoints"  # <rule>.pth: the weights each selection rule picks (SELECTION_RULES)
+HELDOUT = "heldout_"  # a curve point's metrics on the held-out training images (`train.heldout`) carry this prefix
+# Which checkpoint a cell evaluates: the last one, or the best saved validation (from `train.save_since` on, on
+# `train.select_on`) of the reported split — the authors' rule, docs/reference.md#evaluation-protocol — or of the
+# held-out training images. Rule → the prefix of the curve's metric it selects on.
+SELECTION_RULES = {"best-val": "", "best-heldout": HELDOUT}
+SELECTIONS = ("last", *SELECTION_RULES)
 
 
 @dataclass
@@ -102,6 +108,9 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     (harness.run.train_data; only where `train.augment` keeps them exact)."""
     run_dir, device, tc, world = Path(run_dir), rank_device(device), config.train, current()
     chash = config_hash(config)
+    done = finished_run(run_dir, chash, seed, tc.steps)
+    if done is not None:  # nothing left to train (a cell sharing this run, or an evaluation-only rerun)
+        return done
 
     # --- setup: model (its optimiser and clip: harness.contract), AMP scaler, data (on cached features if asked) ---
     seed_everything(seed)
@@ -109,7 +118,8 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     seed_rank(seed, world.rank)
     stepper = Stepper(model, tc, device, tc.amp)  # the model's optimiser, clip and hook (harness.contract)
     backbone = frozen_backbone(model) if feature_cache is not None else None
-    train_set = training_split(config, data_dir, backbone=backbone, feature_cache=feature_cache, device=device)
+    train_set, heldout_set = training_split(config, data_dir, backbone=backbone, feature_cache=feature_cache,
+                                           device=device)
     val_set = open_split(data_dir, config.dataset, "val")
     if backbone is not None:
         val_set = cached_view(val_set, config, backbone, Path(feature_cache), device)
@@ -120,7 +130,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     # --- resume: the full state of the last checkpoint, if the run directory has one ---
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / TRAIN_STATE
-    at, curve, kernels = Position(), [], kernel_identity(device)
+    at, curve, interval, kernels = Position(), [], Interval(), kernel_identity(device)
     if state_path.exists():
         state = load_train_state(state_path, config_hash=chash, seed=seed, world_size=world.size)
         model.load_state_dict(state["model"])
@@ -128,6 +138,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
         at = Position(state["step"], state["epoch"], state["consumed"], saved=state["step"])
         set_rng_state(state["rng"][world.rank], device)
         curve = [point for point in state.get("curve", []) if point["step"] <= at.step]
+        interval = Interval(**state.get("interval", {}))
         warn_if_other_kernels(state.get("kernels"), kernels, state_path)
     resumed_from = at.step
     net = model if world.size == 1 else DistributedDataParallel(
@@ -138,9 +149,9 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
         at.saved = at.step
         rngs = world.gather(rng_state(device))  # every rank's own stream, so that each resumes its own
         if world.main:
-            save_train_state(state_path, model=model.state_dict(), **stepper.state_dict(), step=at.step, epoch=at.epoch, consumed=at.consumed,
-                             rng=rngs, world_size=world.size, config_hash=chash, seed=seed, curve=curve,
-                             kernels=kernels)
+            save_train_state(state_path, model=model.state_dict(), **stepper.state_dict(), step=at.step,
+                             epoch=at.epoch, consumed=at.consumed, rng=rngs, world_size=world.size, config_hash=chash,
+                             seed=seed, curve=curve, interval=interval.state(), kernels=kernels)
 
     # --- the loop: schedule → step → log / validate / checkpoint ---
     log = RunLog(run_dir, resume_step=at.step, enabled=world.main)
@@ -160,6 +171,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
             except NonFiniteLoss as e:
                 raise NonFiniteLoss(f"{e}; the last good checkpoint (step {at.saved}) is kept in {state_path}") from None
             images_seen += shard(len(train_set), tc.batch_size, at.consumed, world.rank, world.size)[0]  # global
+            interval.add(result)
             at.step, at.consumed = at.step + 1, at.consumed + 1
             bar.update(1)
 
@@ -169,11 +181,16 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
                 log.write("train", at.step, {**logged, "images_per_s": rate})
                 bar.set_postfix(loss=f"{logged['loss']:.4f}")
             if at.step % tc.val_interval == 0 or at.step == tc.steps:
-                point = validate(model, config, val_set, device, (chash, seed, at.step))
-                log.write("val", at.step, point)
-                curve.append({"step": at.step, **point})
-                if tc.save_since <= at.step < tc.steps and world.main:  # the last step's weights are weights.pth
-                    save_weights(model, run_dir / CHECKPOINTS / f"step-{at.step:06d}.pth")
+                point = {"step": at.step, **validate(model, config, val_set, device, (chash, seed, at.step))}
+                if heldout_set is not None:
+                    held = validate(model, config, heldout_set, device, (chash, seed, at.step, "heldout"))
+                    point.update({f"{HELDOUT}{name}": value for name, value in held.items()})
+                point.update(interval.means())
+                curve.append(point)
+                log.write("val", at.step, {k: v for k, v in point.items() if k != "step"})
+                if world.main and at.step < tc.steps:  # the last step's weights are weights.pth
+                    for rule in rules_improved_by(curve, tc):
+                        save_weights(model, run_dir / CHECKPOINTS / f"{rule}.pth")
             if at.step % checkpoint_every == 0 or at.step == tc.steps:
                 save_state()
             if at.step >= tc.steps:
@@ -191,15 +208,77 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     if world.main:
         save_weights(model, weights_path)
         record = {"method": config.method, "dataset": config.dataset, "seed": seed, "config_hash": chash,
-                  "config": to_dict(config), "steps": at.step, "resumed_from": resumed_from,
+                  "config": to_dict(config), "steps": at.step, "curve": curve, "resumed_from": resumed_from,
                   "seconds_this_session": seconds, "images_per_second": summary.images_per_second,
                   "peak_memory_mb": summary.peak_memory_mb, "device": device_description(device),
                   "hardware": hardware(device),
-                  "processes": world.size, "train_card": train_set.card, "worker_seeding": worker_seeding,
+                  "processes": world.size, "train_card": train_set.card,
+                  "heldout_card": None if heldout_set is None else heldout_set.card, "worker_seeding": worker_seeding,
                   "versions": versions()}
         atomic_write_text(run_dir / SUMMARY, json.dumps(record, indent=1, default=str) + "\n")
     world.barrier()  # the weights exist for every rank once train returns
     return summary
+
+
+def finished_run(run_dir: Path, chash: str, seed: int, steps: int) -> TrainSummary | None:
+    """The summary of a run of this recipe that is already complete (its run.json and weights.pth), else None."""
+    summary_path, weights = run_dir / SUMMARY, run_dir / WEIGHTS
+    if not (summary_path.is_file() and weights.is_file()):
+        return None
+    record = json.loads(summary_path.read_text())
+    if (record.get("config_hash"), record.get("seed"), record.get("steps")) != (chash, seed, steps):
+        return None
+    return TrainSummary(steps, 0.0, record["images_per_second"], record["peak_memory_mb"], steps, weights,
+                        record.get("curve", []))
+
+
+@dataclass
+class Interval:
+    """The training loss terms summed since the last validation, for each curve point's `train_<term>` means.
+    Sums stay tensors until a point reads them (no host sync per step); the state holds them as floats."""
+
+    sums: dict = field(default_factory=dict)
+    steps: int = 0
+
+    def add(self, result: dict) -> None:
+        for name, value in result.items():
+            if name == "loss" or f"w_{name}" in result:  # the weighted total and every loss term
+                self.sums[name] = self.sums.get(name, 0.0) + value.detach()
+        self.steps += 1
+
+    def means(self) -> dict[str, float]:
+        out = {f"train_{name}": float(total) / max(self.steps, 1) for name, total in self.sums.items()}
+        self.sums, self.steps = {}, 0
+        return out
+
+    def state(self) -> dict:
+        return {"sums": {name: float(total) for name, total in self.sums.items()}, "steps": self.steps}
+
+
+def best_point(curve: list[dict], key: str, since: int) -> dict | None:
+    """The first curve point from step `since` on with the highest `key` (undefined values never win)."""
+    points = [p for p in curve if p["step"] >= since and key in p and p[key] == p[key]]
+    return max(points, key=lambda p: p[key], default=None)
+
+
+def rules_improved_by(curve: list[dict], train) -> list[str]:
+    """The selection rules whose best saved validation is the curve's last point."""
+    return [rule for rule, prefix in SELECTION_RULES.items()
+            if best_point(curve, prefix + train.select_on, train.save_since) is curve[-1]]
+
+
+def selected_checkpoint(run_dir: Path, rule: str, curve: list[dict], train) -> tuple[Path, dict]:
+    """(weights file, curve point) a selection rule picks from a finished run."""
+    if rule == "last":
+        return run_dir / WEIGHTS, curve[-1] if curve else {"step": train.steps}
+    if rule not in SELECTION_RULES:
+        raise HarnessError(f"unknown selection rule {rule!r}; valid: {', '.join(SELECTIONS)}")
+    key = SELECTION_RULES[rule] + train.select_on
+    point = best_point(curve, key, train.save_since)
+    if point is None:
+        raise HarnessError(f"selection {rule!r}: the run has no validation of {key!r} from step {train.save_since} "
+                           "on" + (" (train.heldout is 0: no held-out images)" if rule == "best-heldout" else ""))
+    return (run_dir / WEIGHTS if point["step"] == train.steps else run_dir / CHECKPOINTS / f"{rule}.pth"), point
 
 
 def kernel_identity(device: torch.device) -> dict:

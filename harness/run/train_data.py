@@ -45,21 +45,51 @@ class FlipAugmented(Dataset):
         return (self.mirrored if random.random() < 0.5 else self.plain)[index]
 
 
+class SplitPart(Dataset):
+    """Items `start` … `stop` − 1 of a split (with its keys), and a data card that says which part it is."""
+
+    def __init__(self, base: Dataset, start: int, stop: int, role: str):
+        self.base, self.start, self.stop = base, start, stop
+        self.keys = list(base.keys)[start:stop]
+        self.card = {**base.card, "part": {"role": role, "first_index": start, "items": stop - start,
+                                           "of_records": len(base)}}
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: int) -> dict:
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self.base[self.start + index]
+
+
 def training_split(config, data_dir: str | Path, *, backbone: torch.nn.Module | None, feature_cache: Path | None,
-                   device: torch.device) -> Dataset:
-    """The train split under `config.train.augment`; items carry cached "feature"s when the model declares a frozen
-    backbone, a cache directory is given and the policy is exact ("flip" or "off")."""
-    policy = config.train.augment
+                   device: torch.device) -> tuple[Dataset, Dataset | None]:
+    """(the images training draws from, the held-out images): the train split under `config.train.augment`, less
+    its last `config.train.heldout` records, which are held out — disjoint from training and from the reported
+    split — for checkpoint selection (`best-heldout`), under the val transform. Items carry cached "feature"s when
+    the model declares a frozen backbone, a cache directory is given and the policy is exact ("flip" or "off")."""
+    policy, heldout = config.train.augment, config.train.heldout
     if policy not in AUGMENT_POLICIES:
         raise HarnessError(f"train.augment must be one of {', '.join(AUGMENT_POLICIES)}, got {policy!r}")
+    plain = open_split(data_dir, config.dataset, "train")
+    kept = len(plain) - heldout
+    if kept < 1:
+        raise HarnessError(f"train.heldout={heldout} leaves no training image of the {len(plain)} in "
+                           f"{config.dataset}/train")
+    if backbone is not None and feature_cache is not None and (policy != "authors" or heldout):
+        plain = cached_view(plain, config, backbone, feature_cache, device)
+    held = SplitPart(plain, kept, len(plain), "heldout") if heldout else None
     if policy == "authors":
-        return open_split(data_dir, config.dataset, "train", train=True)
-    views = [open_split(data_dir, config.dataset, "train")]
-    if policy == "flip":
-        views.append(open_split(data_dir, config.dataset, "train", mirror=True))
-    if backbone is not None and feature_cache is not None:
-        views = [cached_view(view, config, backbone, feature_cache, device) for view in views]
-    return views[0] if policy == "off" else FlipAugmented(*views)
+        train = open_split(data_dir, config.dataset, "train", train=True)
+    elif policy == "off":
+        train = plain
+    else:
+        mirrored = open_split(data_dir, config.dataset, "train", mirror=True)
+        if backbone is not None and feature_cache is not None:
+            mirrored = cached_view(mirrored, config, backbone, feature_cache, device)
+        train = FlipAugmented(plain, mirrored)
+    return (SplitPart(train, 0, kept, "train") if heldout else train), held
 
 
 def cached_view(dataset, config, backbone: torch.nn.Module, feature_cache: Path, device: torch.device):

@@ -427,8 +427,8 @@ def test_v3_shows_the_published_smoothsa_rows_per_seed():
 def test_the_recognition_probe_reads_the_slot_attention_map():
     """docs/reference.md#object-recognition-probe: SmoothSA's probe takes the final slots (256 wide) and attenta, the
     last Slot Attention map, which the model returns as "aggregator"; threshold 1e-3 = protocol smoothsa-v3."""
-    from harness.metrics.recognition import RECOGNITION_PROTOCOLS
     from harness.engine.recognition import probe_config
+    from harness.metrics.recognition import RECOGNITION_PROTOCOLS
     from harness.tables import TABLES
 
     table = TABLES.get("recogn-v3")

@@ -253,7 +253,7 @@ def test_pretrained_errors_are_harness_errors(tmp_path):
 
     Dinov2WithRegistersModel(Dinov2WithRegistersConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                                        patch_size=4, image_size=16)).save_pretrained(tmp_path)
-    with pytest.raises(PretrainedWeightsError, match="hidden=32 \(spec wants 48\)"):
+    with pytest.raises(PretrainedWeightsError, match=r"hidden=32 \(spec wants 48\)"):
         DinoV2Backbone(DinoV2Spec(**TINY), False, weights=str(tmp_path))
     with pytest.raises(PretrainedWeightsError, match="absent do not exist"):
         DinoV2Backbone(DinoV2Spec(**TINY), False, weights=str(tmp_path / "absent"))

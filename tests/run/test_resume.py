@@ -11,6 +11,7 @@ import pytest
 import torch
 from conftest import TINY
 
+from harness.errors import HarnessError
 from harness.nn.checkpoint import read_weights
 from harness.registry import get_config
 from harness.run.cell import evaluate_cell
@@ -115,19 +116,32 @@ def test_a_resume_on_other_kernels_says_it_cannot_be_bit_identical(tmp_path, syn
     train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=1, progress=False)
     assert "other kernels" not in capsys.readouterr().err
     monkeypatch.setenv("HARNESS_CPU_LINEAR", "blas")
-    train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=1, progress=False)  # loads the final state
+    (tmp_path / "run.json").unlink()  # no longer a finished run: the next call resumes from the last state
+    train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=1, progress=False)
     err = capsys.readouterr().err
     assert "was written with other kernels (linear 'onednn' → 'blas'" in err and "not be bit-identical" in err
 
 
-def test_weights_are_kept_from_save_since_and_the_curve_survives_a_resume(tmp_path, synth_dir, tiny_config):
-    """docs/reference.md#hyper-parameters: the authors save at every validation from total/2 on. 12 steps, a
-    validation every 6 (the tiny config), saving from 12/2 = 6: step 6 is kept, step 12 is weights.pth."""
+def test_the_curve_and_the_selected_checkpoints_survive_a_resume(tmp_path, synth_dir, tiny_config):
+    """docs/reference.md#evaluation-protocol: the authors keep checkpoints from total/2 on and pick one. 12 steps, a
+    validation every 6, counting from step 6: each point holds the metrics and the training loss means since the
+    previous one; the best of steps 6 and 12 is kept per rule, and a finished run is not trained again."""
+    from harness.run.train import selected_checkpoint
+
     assert (tiny_config.train.val_interval, tiny_config.train.save_since) == (6, 6)
-    summary = train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=3, progress=False)
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000006.pth"]
+    summary = train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=3, progress=False, log_every=1)
     assert [p["step"] for p in summary.curve] == [6, 12]
-    assert {"ari", "ari_fg", "mbo", "miou"} <= set(summary.curve[0])
+    assert {"ari", "ari_fg", "mbo", "miou", "train_loss", "train_recon", "train_distill"} <= set(summary.curve[0])
+    log = [line.split(",") for line in (tmp_path / "train.csv").read_text().splitlines()[1:]]
+    losses = {int(row[0]): float(row[2]) for row in log}  # train.csv logs every step here
+    assert summary.curve[1]["train_loss"] == pytest.approx(sum(losses[s] for s in range(7, 13)) / 6, rel=1e-5)
+    best = max(summary.curve, key=lambda p: p["ari_fg"])
+    path, point = selected_checkpoint(tmp_path, "best-val", summary.curve, tiny_config.train)
+    assert point is best and path == (tmp_path / ("weights.pth" if best["step"] == 12 else "checkpoints/best-val.pth"))
+    assert path.is_file() and selected_checkpoint(tmp_path, "last", summary.curve, tiny_config.train)[0].name == \
+        "weights.pth"
     assert torch.load(tmp_path / TRAIN_STATE, weights_only=True)["curve"] == summary.curve
-    again = train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=3, progress=False)  # resumes at the end
+    again = train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=3, progress=False)  # finished: read back
     assert again.resumed_from == 12 and again.curve == summary.curve
+    with pytest.raises(HarnessError, match="train.heldout is 0"):
+        selected_checkpoint(tmp_path, "best-heldout", summary.curve, tiny_config.train)

@@ -76,5 +76,5 @@ def test_training_on_cached_features_equals_training_on_the_images(synth_dir, tm
 def test_the_authors_augmentation_never_reads_cached_features(synth_dir, tmp_path):
     config = get_config("dias", "synthetic", TINY)
     model = build_model(config, CPU)
-    split = training_split(config, synth_dir, backbone=frozen_backbone(model), feature_cache=tmp_path, device=CPU)
+    split, _ = training_split(config, synth_dir, backbone=frozen_backbone(model), feature_cache=tmp_path, device=CPU)
     assert "feature" not in split[0] and list(tmp_path.iterdir()) == []
