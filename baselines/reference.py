@@ -9,8 +9,8 @@ score means without learning; a grid alone scores high FG-ARI on small-object da
                     coordinates appended scaled by `xy_weight` (0 = colour only). The per-channel normalisation
                     is an almost uniform scale (ImageNet stds 57–58), so clusters are those of the raw RGB.
 
-No parameters, no losses: `model(images)` → ModelOutput(slots=None, masks={"decoder": (b, k, H, W) one-hot
-float}) at the input resolution.
+No parameters, no losses: `model(images)` → ModelOutput(slots=None, masks={MASKS[rule]: (b, k, H, W) one-hot
+float}) at the input resolution, its one mask named for what it is ("grid" or "clustering").
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class GridSegments(SlotModel):
         row = torch.arange(h, device=images.device) * self.rows // h
         col = torch.arange(w, device=images.device) * self.cols // w
         labels = (row[:, None] * self.cols + col[None, :]).expand(b, h, w)
-        return ModelOutput(None, masks={"decoder": one_hot_masks(labels, self.rows * self.cols)})
+        return ModelOutput(None, masks={"grid": one_hot_masks(labels, self.rows * self.cols)})
 
 
 class SingleSegment(SlotModel):
@@ -79,7 +79,7 @@ class SingleSegment(SlotModel):
 
     def forward(self, images: torch.Tensor) -> ModelOutput:
         b, _, h, w = images.shape
-        return ModelOutput(None, masks={"decoder": images.new_ones(b, 1, h, w)})
+        return ModelOutput(None, masks={"grid": images.new_ones(b, 1, h, w)})
 
 
 def kmeans_pp_init(points: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -161,7 +161,7 @@ class ColourKMeans(SlotModel):
             inits.append(kmeans_pp_init(fit[i], self.k, generator))
         _, centres = lloyd(fit, torch.stack(inits), self.iterations)
         labels = nearest(points.reshape(b, h * w, -1), centres)
-        return ModelOutput(None, masks={"decoder": one_hot_masks(labels.view(b, h, w), self.k)})
+        return ModelOutput(None, masks={"clustering": one_hot_masks(labels.view(b, h, w), self.k)})
 
 
 class FeatureKMeans(ColourKMeans):
@@ -196,6 +196,8 @@ def _build(cls, config: ReferenceConfig, *, pretrained: bool = False) -> nn.Modu
     return cls(config, pretrained) if cls is FeatureKMeans else cls(config)
 
 
+# What each rule's segmentation is, named as its only mask (the reports caption it so).
+MASKS = {"grid": "grid", "single-segment": "grid", "colour-kmeans": "clustering", "dinov2-kmeans": "clustering"}
 NO_TRAINING = dict(steps=0, batch_size=32, lr=0.0, warmup_steps=0, val_interval=0, save_since=0)
 
 
@@ -211,7 +213,7 @@ def _config(method: str, dataset: str) -> ReferenceConfig:
     return ReferenceConfig(
         num_slots=k,
         resolution=resolution, train=TrainConfig(**NO_TRAINING),
-        eval=EvalConfig(mask="decoder", resolution=resolution, amp="off"),
+        eval=EvalConfig(mask=MASKS[method], resolution=resolution, amp="off"),
     )
 
 

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
                    help="aggregate cells that differ in protocol, data card or budget (listed in the report)")
     p.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"),
                    help="paired tests between two rows (labels) or methods; repeatable")
-    p.add_argument("--gallery-images", type=int, default=4, help="images per mask gallery")
+    p.add_argument("--gallery-images", type=int, default=8,
+                   help="images per seed in the comparison gallery (at most the 8 each record keeps)")
     p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the paired tests")
     p.set_defaults(func=run)
 

@@ -4,7 +4,7 @@ checkpoint, or evaluates an untrained initialisation or a reference rule) and ev
 
 from __future__ import annotations
 
-import time
+import json
 from pathlib import Path
 
 from harness.compute import apply_deterministic
@@ -15,7 +15,7 @@ from harness.registry import METHODS
 from harness.report import render_table, text_table
 from harness.run.cell import evaluate_cell
 from harness.run.launch import Job
-from harness.run.train import WEIGHTS, selected_checkpoint, train
+from harness.run.train import SUMMARY, WEIGHTS, selected_checkpoint, train
 from harness.tables import Table
 
 
@@ -77,13 +77,15 @@ class Runner:
         if trains(cell) and self.checkpoints is not None:
             checkpoint = find_release_checkpoint(self.checkpoints, cell)
         elif trains(cell):
-            started, run_dir = time.perf_counter(), cell.run_dir(self.results)
+            run_dir = cell.run_dir(self.results)
             with exclusive(run_dir.with_name(run_dir.name + ".training")):  # rows sharing a run train it once
                 summary = train(config, data_dir=self.data_dir, run_dir=run_dir, seed=cell.seed, device=self.device,
                                 stage_weights=stage, progress=self.progress, feature_cache=self.feature_cache)
             checkpoint, point = selected_checkpoint(run_dir, cell.row.selection, summary.curve, config.train)
-            cost = {"train_seconds": time.perf_counter() - started, "train_images_per_second":
-                    summary.images_per_second, "peak_memory_mb": summary.peak_memory_mb, "steps": summary.steps}
+            cost = {"train_seconds": summary.seconds, "train_images_per_second": summary.images_per_second,
+                    "peak_memory_mb": summary.peak_memory_mb, "steps": summary.steps}
+            if stage is not None:  # the tokenizer's training is part of what the method costs
+                cost["stage_seconds"] = json.loads((stage.parent / SUMMARY).read_text())["seconds_this_session"]
             extra = {"curve": summary.curve, "selection": {"rule": cell.row.selection, "step": point["step"],
                                                            "on": config.train.select_on}}
         return evaluate_cell(config, data_dir=self.data_dir, checkpoint=checkpoint, seed=cell.seed,

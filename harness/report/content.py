@@ -12,7 +12,7 @@ row comes from the method registry (`kind == "reference"`) and the row's variant
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -46,8 +46,8 @@ UNTRAINED_NOTE = "the method's initialisation for the seed, evaluated without tr
 # segments, background included).
 BEAT_METRICS = ("ari_fg", "mbo")
 # Cost fields of a record (harness.run) in the order the reports list them; other numeric fields follow.
-COST_FIELDS = ("train_seconds", "train_images_per_second", "steps", "peak_memory_mb", "eval_seconds",
-               "eval_images_per_second", "parameters", "trainable_parameters")
+COST_FIELDS = ("train_seconds", "stage_seconds", "total_train_seconds", "train_images_per_second", "steps",
+               "peak_memory_mb", "eval_seconds", "eval_images_per_second", "parameters", "trainable_parameters")
 
 
 class ReportError(HarnessError):
@@ -58,8 +58,8 @@ class ReportError(HarnessError):
 class Options:
     allow_mixed: bool = False
     compare: list[tuple[str, str]] | None = None  # label pairs for paired tests (None: the default pairs)
-    gallery_images: int = 4
-    gallery_size: int = 128
+    gallery_images: int = 8
+    gallery_size: int = 112
     n_boot: int = 10_000
     boot_seed: int = 0
 
@@ -231,6 +231,18 @@ class Content:
     seeds_ours: list  # seed_groups of ours under the table's protocol
     seeds_published: list  # seed_groups of the published per-seed values
     stat_index: dict[tuple[str, str, str], Stat]  # statistics(summary, table)
+    main: pd.DataFrame  # the tidy frame of ours under the table's protocol
+    images: pd.DataFrame  # its per-image values (harness.report.frame.per_image_frame)
+    evaluated: list[Evaluated]  # our records under the table's protocol, in report order
+    _paired: dict = field(default_factory=dict, repr=False)
+
+    def paired(self, a: str, b: str, metric: str) -> stats.PairedTest:
+        """The paired image-level test of rows a − b on `metric` (harness.report.stats.paired_test), computed once."""
+        key = (a, b, metric)
+        if key not in self._paired:
+            self._paired[key] = stats.paired_test(*stats.image_pairs(self.images, a, b, metric),
+                                                  n_boot=self.options.n_boot, seed=self.options.boot_seed)
+        return self._paired[key]
 
     def stat(self, source: str, label: str, metric: str) -> Stat | None:
         """A row's statistic of one metric in the main table (ours: under the table's protocol), or None."""
@@ -269,8 +281,8 @@ def build(table: Table, results_dir, published: bool, published_path, options: O
     stat_index = statistics(summary, table)
     labels = [row.label for row in ordered_rows(table)]
     pairs = resolve_pairs(table, options.compare) if has_ours else []
-    tests = stats.compare_rows(main, per_image_frame(ours_here), pairs, n_boot=options.n_boot,
-                               seed=options.boot_seed)
+    images = per_image_frame(ours_here)
+    tests = stats.compare_rows(main, images, pairs, n_boot=options.n_boot, seed=options.boot_seed)
     return Content(
         table=table, options=options, frame=frame, summary=summary, issues=issues, published_meta=meta,
         has_ours=has_ours, has_published=has_published, rows=result_rows(table, summary),
@@ -284,7 +296,7 @@ def build(table: Table, results_dir, published: bool, published_path, options: O
         galleries=_galleries(ours_here, labels),
         seeds_ours=seed_groups(main, labels),
         seeds_published=seed_groups(frame[frame["source"] == PUBLISHED], labels),
-        stat_index=stat_index,
+        stat_index=stat_index, main=main, images=images, evaluated=ours_here,
     )
 
 
@@ -373,6 +385,8 @@ def _cost(evaluated: list[Evaluated], table: Table) -> pd.DataFrame:
     for item in evaluated:
         numeric = {k: float(v) for k, v in item.record.get("cost", {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if "train_seconds" in numeric:  # what training the row took, its prerequisite stage included
+            numeric["total_train_seconds"] = numeric["train_seconds"] + numeric.get("stage_seconds", 0.0)
         rows.append({"label": item.row.label, "dataset": item.row.dataset, **numeric})
     if not rows:
         return pd.DataFrame(columns=["label", "dataset"])

@@ -9,7 +9,8 @@ from harness.report.frame import display, mean_std_text
 
 METRIC_TITLES = {"ari": "ARI", "ari_fg": "ARI-fg", "mbo": "mBO", "miou": "mIoU"}
 COST_TITLES = {
-    "train_seconds": "train s", "train_images_per_second": "train img/s", "steps": "steps",
+    "train_seconds": "train s", "stage_seconds": "stage s", "total_train_seconds": "total train s",
+    "train_images_per_second": "train img/s", "steps": "steps",
     "peak_memory_mb": "peak MiB", "eval_seconds": "eval s", "eval_images_per_second": "eval img/s",
     "parameters": "parameters", "trainable_parameters": "trainable",
 }
@@ -65,7 +66,7 @@ def quantity(value) -> str:
     """A cost: thousands separated, integers as integers."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return NONE
-    if float(value).is_integer() and abs(value) >= 1000:
+    if float(value).is_integer():
         return f"{int(value):,}"
     return f"{value:,.1f}" if abs(value) >= 1 else f"{value:.3g}"
 
@@ -78,7 +79,14 @@ def card_fields(card) -> list[tuple[str, str]]:
     """A data card as (field, shortened text) pairs."""
     if not isinstance(card, dict):
         return [("card", str(card))]
-    return [(k, short(v)) for k, v in card.items()]
+    return [(k, short(_where(v) if k == "path" else v)) for k, v in card.items()]
+
+
+def _where(path: str) -> str:
+    """A data file as <dataset>/<split>.lmdb: the directory it lay in is another machine's (the card's fingerprint
+    leaves it out too)."""
+    parts = str(path).replace("\\", "/").rstrip("/").split("/")
+    return "…/" + "/".join(parts[-2:]) if len(parts) > 2 else str(path)
 
 
 def short(value) -> str:

@@ -218,7 +218,8 @@ def display(value: float, decimals: int = 1) -> str:
     """A percentage as the authors show it (Excel TEXT rounding); "—" where there is none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return excel_text(float(value), decimals)
+    text = excel_text(float(value), decimals)
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # "-0.0" reads as a loss: 0.0
 
 
 def mean_std_text(mean_pct: float, std_pct: float) -> str:

@@ -26,7 +26,7 @@ class RenderResult(NamedTuple):
 
 def render_table(table: str | Table, results_dir: str | Path | None = None, out_dir: str | Path = "reports",
                  published: bool = False, *, published_path: str | Path = PUBLISHED_FILE, allow_mixed: bool = False,
-                 compare: list[tuple[str, str]] | None = None, gallery_images: int = 4, gallery_size: int = 128,
+                 compare: list[tuple[str, str]] | None = None, gallery_images: int = 8, gallery_size: int = 112,
                  n_boot: int = 10_000, boot_seed: int = 0) -> RenderResult:
     """Aggregate `table` from the records under `results_dir` (and the published numbers if `published`) and
     write out_dir/acc-<T>.{xlsx,md,html}. With `published` and no records the published per-seed values alone
@@ -37,8 +37,8 @@ def render_table(table: str | Table, results_dir: str | Path | None = None, out_
     content = build(table, results_dir, published, published_path, options)
     out_dir = Path(out_dir)
     paths = {kind: out_dir / f"acc-{table.name}.{kind}" for kind in ("xlsx", "md", "html")}
-    rendered = {"xlsx": xlsx.report_bytes(content), "md": pages.markdown(content).encode(),
-                "html": pages.html(content).encode()}
+    rendered = {"xlsx": xlsx.report_bytes(content), "md": pages.markdown(content, out_dir).encode(),
+                "html": pages.html(content, out_dir).encode()}
     for kind, data in rendered.items():
         atomic_write_bytes(paths[kind], data)
     return RenderResult(content.frame, paths)

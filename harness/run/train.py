@@ -228,8 +228,8 @@ def finished_run(run_dir: Path, chash: str, seed: int, steps: int) -> TrainSumma
     record = json.loads(summary_path.read_text())
     if (record.get("config_hash"), record.get("seed"), record.get("steps")) != (chash, seed, steps):
         return None
-    return TrainSummary(steps, 0.0, record["images_per_second"], record["peak_memory_mb"], steps, weights,
-                        record.get("curve", []))
+    return TrainSummary(steps, record["seconds_this_session"], record["images_per_second"], record["peak_memory_mb"],
+                        steps, weights, record.get("curve", []))
 
 
 @dataclass

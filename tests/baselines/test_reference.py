@@ -17,7 +17,7 @@ def test_near_square_grid(n, shape):
 
 def test_grid_cells_by_hand():
     model = create_model("grid", "coco", num_slots=6)  # 2 rows × 3 columns
-    masks = model(torch.zeros(2, 3, 4, 6)).masks["decoder"]
+    masks = model(torch.zeros(2, 3, 4, 6)).masks["grid"]
     assert masks.shape == (2, 6, 4, 6)
     labels = masks.argmax(1)[0]
     assert labels.tolist() == [[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2], [3, 3, 4, 4, 5, 5], [3, 3, 4, 4, 5, 5]]
@@ -30,7 +30,7 @@ def test_grid_needs_a_near_square_cell_count():
 
 
 def test_single_segment():
-    masks = create_model("single-segment", "voc")(torch.randn(3, 3, 8, 8)).masks["decoder"]
+    masks = create_model("single-segment", "voc")(torch.randn(3, 3, 8, 8)).masks["grid"]
     assert masks.shape == (3, 1, 8, 8) and bool((masks == 1).all())
 
 
@@ -54,7 +54,7 @@ def same_partition(a, b):
 def test_kmeans_recovers_k_flat_colours():
     images, truth = zip(*(flat_colour_image(4, seed=s) for s in range(3)))
     model = create_model("colour-kmeans", "synthetic", num_slots=4)
-    masks = model(torch.stack(images)).masks["decoder"]
+    masks = model(torch.stack(images)).masks["clustering"]
     assert masks.shape == (3, 4, 32, 32) and torch.equal(masks.sum(1), torch.ones(3, 32, 32))
     for m, t in zip(masks.argmax(1), truth):
         assert same_partition(m, t)
@@ -63,7 +63,7 @@ def test_kmeans_recovers_k_flat_colours():
 def test_kmeans_fitted_on_a_subsample_still_labels_every_pixel():
     image, truth = flat_colour_image(5, size=64, seed=1)
     model = create_model("colour-kmeans", "coco", num_slots=5, fit_pixels=256)  # every 4th row and column
-    labels = model(image[None]).masks["decoder"].argmax(1)[0]
+    labels = model(image[None]).masks["clustering"].argmax(1)[0]
     assert same_partition(labels, truth)
 
 
@@ -82,17 +82,17 @@ def test_kmeans_per_image_result_does_not_depend_on_the_batch():
     torch.manual_seed(0)
     images = torch.randn(4, 3, 16, 16)
     model = create_model("colour-kmeans", "coco")
-    batch = model(images).masks["decoder"]
-    alone = model(images[2:3]).masks["decoder"]
+    batch = model(images).masks["clustering"]
+    alone = model(images[2:3]).masks["clustering"]
     assert torch.equal(batch[2:3], alone)
-    assert torch.equal(model(images).masks["decoder"], batch)
+    assert torch.equal(model(images).masks["clustering"], batch)
 
 
 def test_kmeans_xy_weight_splits_a_flat_image_spatially():
     image = torch.zeros(1, 3, 16, 16)
-    colour_only = create_model("colour-kmeans", "synthetic", num_slots=2)(image).masks["decoder"]
+    colour_only = create_model("colour-kmeans", "synthetic", num_slots=2)(image).masks["clustering"]
     assert colour_only.argmax(1).unique().numel() == 1  # one colour: a single non-empty cluster
-    with_xy = create_model("colour-kmeans", "synthetic", num_slots=2, xy_weight=1.0)(image).masks["decoder"]
+    with_xy = create_model("colour-kmeans", "synthetic", num_slots=2, xy_weight=1.0)(image).masks["clustering"]
     labels = with_xy.argmax(1)[0]
     assert labels.unique().numel() == 2 and (labels.sum(0).bool() | labels.sum(1).bool()).all()
 
@@ -102,5 +102,6 @@ def test_registered_as_reference_for_every_dataset(name):
     spec = METHODS.get(name)
     assert spec.kind == "reference" and set(spec.configs) == {"clevrtex", "coco", "voc", "synthetic", "textured"}
     assert get_config(name, "clevrtex").num_slots == {"grid": 12, "single-segment": 1, "colour-kmeans": 11}[name]
-    assert get_config(name, "clevrtex").eval.mask == "decoder"
+    assert get_config(name, "clevrtex").eval.mask == {"grid": "grid", "single-segment": "grid",
+                                                      "colour-kmeans": "clustering"}[name]
     assert not list(create_model(name, "voc").parameters())

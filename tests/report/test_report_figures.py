@@ -1,4 +1,4 @@
-"""Mask overlays checked pixel by pixel; gallery panel layout; the compute plot's empty case."""
+"""Mask overlays checked pixel by pixel (speckle included); WebP panels; the plots' panels and empty cases."""
 
 import base64
 
@@ -7,7 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.report.figures import ALPHA, PALETTE, compute_plot, gallery_panels, overlay, png_data_uri, resize_index
+from harness.report.figures import (
+    ALPHA,
+    PALETTE,
+    boundaries,
+    compute_plot,
+    curve_plot,
+    overlay,
+    png_data_uri,
+    resize_index,
+    webp_data_uri,
+)
 
 
 def decode(uri: str) -> np.ndarray:
@@ -17,18 +27,36 @@ def decode(uri: str) -> np.ndarray:
 
 
 def test_overlay_colours_boundaries_and_unlabelled_pixels():
-    image = np.full((4, 4, 3), 100, np.uint8)
-    index = np.array([[0, 0, 1, 1]] * 3 + [[-1, -1, -1, -1]], np.int16)
+    image = np.full((12, 12, 3), 100, np.uint8)
+    index = np.zeros((12, 12), np.int16)
+    index[:, 6:] = 1
+    index[9:] = -1
     out = overlay(image, index)
 
     def blend(k):
         return np.round((1 - ALPHA) * 100 + ALPHA * PALETTE[k].astype(float)).astype(np.uint8)
 
-    assert out[0, 0].tolist() == blend(0).tolist()  # interior of segment 0
-    assert out[1, 3].tolist() == blend(1).tolist()  # interior of segment 1
-    assert out[0, 1].tolist() == [255, 255, 255]  # 0 | 1 boundary
-    assert out[2, 0].tolist() == [255, 255, 255]  # labelled above unlabelled
-    assert out[3, 2].tolist() == [40, 40, 40]  # unlabelled: grey at 40 % brightness
+    assert out[2, 2].tolist() == blend(0).tolist()  # interior of segment 0
+    assert out[2, 9].tolist() == blend(1).tolist()  # interior of segment 1
+    assert out[2, 5].tolist() == [255, 255, 255]  # 0 | 1 boundary
+    assert out[8, 2].tolist() == [255, 255, 255]  # labelled above unlabelled
+    assert out[11, 2].tolist() == [40, 40, 40]  # unlabelled: grey at 40 % brightness
+
+
+def test_speckle_keeps_its_colours_but_draws_no_boundaries():
+    """Colour k-means on texture labels isolated pixels: a boundary around each would turn the panel white."""
+    rng = np.random.default_rng(0)
+    index = np.zeros((32, 32), np.int16)
+    index[:, 16:] = 1
+    speckle = rng.random((32, 32)) < 0.08
+    index[speckle] = 2
+    edge = boundaries(index)
+    assert edge[:, :14].mean() < 0.02 and edge[:, 17:].mean() < 0.02  # no ring around the speckle
+    assert edge[:, 15].mean() > 0.8  # the real boundary between the halves stays
+    out = overlay(np.full((32, 32, 3), 100, np.uint8), index)
+    speckle_colour = np.round((1 - ALPHA) * 100 + ALPHA * PALETTE[2].astype(float)).astype(np.uint8)
+    shown = out[speckle & ~edge]
+    assert len(shown) and (shown == speckle_colour).all()
 
 
 def test_resize_index_is_nearest_neighbour():
@@ -42,25 +70,35 @@ def test_png_round_trip_keeps_rgb():
     assert decode(png_data_uri(rgb)).tolist() == rgb.tolist()
 
 
-def test_gallery_panels_put_the_segmentation_first():
-    k, h = 3, 8
-    gallery = {"image": np.zeros((k, h, h, 3), np.uint8), "gt": np.zeros((k, h, h), np.int16),
-               "keys": np.array(["a", "b", "c"]),
-               "masks": {"aggregator": np.zeros((k, h, h), np.int16), "decoder": np.ones((k, h, h), np.int16)}}
-    panels = gallery_panels(gallery, segmentation="decoder", images=2, size=16)
-    assert panels["columns"] == ["image", "ground truth", "decoder (segmentation)", "aggregator"]
-    assert [r["key"] for r in panels["rows"]] == ["a", "b"]
-    decoder = decode(panels["rows"][0]["panels"][2])
-    assert decoder.shape == (16, 16, 3)
-    assert decoder[5, 5].tolist() == np.round(ALPHA * PALETTE[1].astype(float)).astype(int).tolist()
+def test_webp_round_trip_is_close():
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[:, :8, 0] = 200
+    uri = webp_data_uri(rgb)
+    assert uri.startswith("data:image/webp;base64,")
+    decoded = cv2.imdecode(np.frombuffer(base64.b64decode(uri.split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert np.abs(decoded.astype(int) - rgb).mean() < 6
 
 
-def test_compute_plot_needs_a_positive_compute_value():
-    points = pd.DataFrame({"dataset": ["d", "d"], "label": ["a", "b"], "x": [0.0, None], "y": [1.0, 2.0],
-                           "y_err": [0.1, 0.2]})
-    assert compute_plot(points, x="train_seconds", x_title="s", y_title="y") is None
-    uri = compute_plot(points.assign(x=[10.0, 100.0]), x="train_seconds", x_title="s", y_title="y")
-    assert decode(uri).ndim == 3
+def test_compute_plot_needs_a_positive_compute_value_and_is_legible():
+    points = pd.DataFrame({"dataset": ["d", "d"], "label": ["a", "b"], "metric": ["ari_fg", "ari_fg"],
+                           "x": [0.0, None], "y": [1.0, 2.0], "y_err": [0.1, 0.2]})
+    references = pd.DataFrame({"dataset": ["d"], "label": ["grid"], "metric": ["ari_fg"], "y": [1.5]})
+    metrics = {"ari_fg": "ARI-fg", "mbo": "mBO"}
+    assert compute_plot(points, references, x_title="s", metrics=metrics) is None
+    uri = compute_plot(points.assign(x=[10.0, 100.0]), references, x_title="s", metrics=metrics)
+    assert decode(uri).shape[1] >= 600  # one panel (only ARI-fg has points) and the legend
+
+
+def test_curve_plot_one_panel_per_recorded_quantity():
+    curves = pd.DataFrame([{"label": label, "seed": seed, "step": step, "key": key, "value": value}
+                           for label in ("a", "b") for seed in (0, 1) for step in (10, 20)
+                           for key, value in (("ari_fg", 30.0 + step + seed), ("train_loss", 1.0 / step))])
+    references = pd.DataFrame({"label": ["grid"], "metric": ["ari_fg"], "y": [40.0]})
+    titles = {"ari_fg": "ARI-fg", "mbo": "mBO", "train_loss": "loss"}
+    two_panels = decode(curve_plot(curves, references, titles=titles, dataset="d"))
+    one_panel = decode(curve_plot(curves[curves["key"] == "ari_fg"], references, titles=titles, dataset="d"))
+    assert two_panels.shape[1] > one_panel.shape[1] + 300
+    assert curve_plot(curves.iloc[:0], references, titles=titles, dataset="d") is None
 
 
 @pytest.mark.parametrize("k", [0, 25])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from harness.report.stats import bootstrap_ci, image_pairs, paired_test, seed_pairs
+from harness.report.stats import bootstrap_ci, image_pairs, paired_test, seed_pairs, seed_test
 
 A = [0.61, 0.55, 0.72, 0.48, 0.66, 0.59, 0.70, 0.52]
 B = [0.58, 0.50, 0.69, 0.50, 0.60, 0.55, 0.64, 0.49]
@@ -74,3 +74,20 @@ def test_constant_differences_have_no_t_statistic():
     assert math.isnan(result.t) and math.isnan(result.p_t)
     assert result.p_w == pytest.approx(stats.wilcoxon([0.3, 0.3, 0.3]).pvalue)
     assert (result.ci_low, result.ci_high) == pytest.approx((0.3, 0.3))
+
+
+def test_seed_test_is_the_student_t_interval_without_wilcoxon():
+    a, b = [0.52, 0.61, 0.47], [0.40, 0.45, 0.44]
+    result = seed_test(a, b)
+    diff = np.subtract(a, b)
+    # by hand: mean ± t(0.975, n−1) · s / √n
+    half = 4.302652729911275 * diff.std(ddof=1) / math.sqrt(3)
+    assert (result.ci_low, result.ci_high) == pytest.approx((diff.mean() - half, diff.mean() + half))
+    assert result.p_t == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert math.isnan(result.w) and math.isnan(result.p_w)
+
+
+def test_seed_test_degenerate_cases():
+    assert math.isnan(seed_test([0.5], [0.4]).ci_low)
+    same = seed_test([0.6, 0.7, 0.8], [0.3, 0.4, 0.5])
+    assert (same.ci_low, same.ci_high) == pytest.approx((0.3, 0.3)) and math.isnan(same.p_t)
