@@ -7,6 +7,7 @@ over valid images. Reports never recompute a metric: they aggregate ledgers.
 
     {
       "schema": "harness.result/1",
+      "unit": UNIT,  # the metric values (means, per_image, curve) are 0–1 fractions; reports show percent
       "identity": {"method", "dataset", "split", "seed", "protocol", "config_hash", "config",
                    "data_card", "checkpoint", "eval_noise", "versions", "device", ...},
       "means":     {"ari": float|null, "ari_fg": ..., "mbo": ..., "miou": ...},   # 0–1, as the protocol averages
@@ -33,6 +34,7 @@ SCHEMA = "harness.result/1"
 # A recognition table's cell record (harness.engine.recognition): identity, the probe's and its trivial row's metrics
 # per protocol, the training pairs it saw.
 RECOGNITION_SCHEMA = "harness.recognition/1"
+UNIT = "fraction (0-1); reports show percent (x100)"
 REQUIRED_IDENTITY = ("method", "dataset", "seed", "protocol", "config_hash", "data_card", "checkpoint", "versions")
 
 
@@ -59,7 +61,7 @@ def make_record(identity: dict, per_image: dict, cost: dict | None = None, *, cu
     per_image["keys"] = [k.decode() if isinstance(k, bytes) else str(k) for k in per_image["keys"]]
     means = dataset_means(per_image, protocol)
     counts = {m: sum(v is not None for v in per_image[m]) for m in METRICS}
-    record = {"schema": SCHEMA, "identity": identity, "means": means, "n_valid": counts,
+    record = {"schema": SCHEMA, "unit": UNIT, "identity": identity, "means": means, "n_valid": counts,
               "per_image": per_image, "cost": cost or {}}
     if curve is not None:
         record.update(curve=[{k: _json_number(v) for k, v in point.items()} for point in curve], selection=selection)

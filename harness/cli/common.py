@@ -19,6 +19,13 @@ def add_compute_args(p) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="intra-op threads of this process (default: torch's)")
 
 
+def add_format_args(p) -> None:
+    """--format: the report files to write (checked, and defaulted, by harness.report.render.parse_formats)."""
+    p.add_argument("--format", dest="formats", action="append", metavar="FMT[,FMT...]",
+                   help="report formats, repeatable or comma-separated: md, html, xlsx (the default three), csv, "
+                        "json, latex")
+
+
 def add_cell_args(p) -> None:
     """The arguments naming one cell: method, dataset, data, seed, overrides, device and data-parallel size."""
     p.add_argument("--method", required=True, help="registered method name (see `python -m harness methods`)")

@@ -43,7 +43,8 @@ def run(args) -> int:
                                gallery=args.gallery, limit=args.limit, feature_cache=args.feature_cache,
                                feature_storage=args.feature_cache_storage)
         if current().main:
-            summary = {"output": str(args.output), "means": record["means"], "n_valid": record["n_valid"]}
+            summary = {"output": str(args.output), "unit": record["unit"], "means": record["means"],
+                       "n_valid": record["n_valid"]}
             if "feature_cache" in record["cost"]:
                 summary["feature_cache"] = record["cost"]["feature_cache"]
             print(json.dumps(summary))

@@ -1,8 +1,10 @@
 """`report`: a table's result records → reports/acc-<T>.xlsx (the authors' layout), .md and .html (mask galleries,
-plots); `--published` shows the authors' published numbers."""
+plots), and on request .csv / -seeds.csv / .json (tidy tables) and .tex (the paper's layout); `--published` shows the
+authors' published numbers."""
 
 from __future__ import annotations
 
+from harness.cli.common import add_format_args
 from harness.report.published import PUBLISHED_FILE
 
 
@@ -22,21 +24,23 @@ def register(subparsers) -> None:
     p.add_argument("--gallery-images", type=int, default=8,
                    help="images per seed in the comparison gallery (at most the 8 each record keeps)")
     p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the paired tests")
+    add_format_args(p)
     p.set_defaults(func=run)
 
 
 
 def run(args) -> int:
-    from harness.report.render import render_table
+    from harness.report.render import parse_formats, render_table
     from harness.report.text import text_table
     from harness.tables import TABLES
 
+    formats = parse_formats(args.formats)
     if TABLES.get(args.table).task == "recognition":
         from harness.report.recognition import render_recognition, text_recognition
 
         report = render_recognition(TABLES.get(args.table), args.results, args.out,
                                     published=args.published is not None,
-                                    published_path=args.published or PUBLISHED_FILE)
+                                    published_path=args.published or PUBLISHED_FILE, formats=formats)
         print(text_recognition(report.content))
         for path in report.paths.values():
             print(f"wrote {path}")
@@ -44,7 +48,7 @@ def run(args) -> int:
     result = render_table(args.table, args.results, args.out, published=args.published is not None,
                           published_path=args.published or PUBLISHED_FILE, allow_mixed=args.allow_mixed,
                           compare=[tuple(pair) for pair in args.compare] if args.compare else None,
-                          gallery_images=args.gallery_images, n_boot=args.bootstrap)
+                          gallery_images=args.gallery_images, n_boot=args.bootstrap, formats=formats)
     print(text_table(result.frame, TABLES.get(args.table)))
     for path in result.paths.values():
         print(f"wrote {path}")

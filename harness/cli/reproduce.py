@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.cli.common import add_compute_args, add_overrides
+from harness.cli.common import add_compute_args, add_format_args, add_overrides
 from harness.engine import ReproduceError, ReproduceOptions, reproduce
 from harness.io import check_output_dir
 from harness.run.launch import EXECUTORS, SlurmOptions
@@ -35,6 +35,7 @@ def register(sub) -> None:
                         "records made with another config")
     p.add_argument("--feature-cache", type=Path, metavar="DIR",
                    help="cache frozen-backbone features in DIR across evaluations (identical metrics, faster)")
+    add_format_args(p)
     p.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local: the cells on this machine, --jobs at a time (default); slurm: one Slurm job per "
                         "cell (job arrays), pre-empted jobs resubmitted and resumed; submitit-local: the same "
@@ -69,6 +70,7 @@ def slurm_options(args) -> SlurmOptions:
 
 
 def run(args) -> int:
+    from harness.report.render import parse_formats
     from harness.run.distributed import requested_size
 
     if requested_size() > 1:
@@ -82,6 +84,6 @@ def run(args) -> int:
         device=args.device, overrides=tuple(args.overrides), allow_mixed=args.allow_mixed,
         seeds=tuple(args.seeds) if args.seeds else None, feature_cache=args.feature_cache, executor=args.executor,
         gpus=args.slurm_gpus, minutes=args.slurm_time, cpus=args.slurm_cpus, slurm=slurm_options(args),
-        jobs=args.jobs)
+        jobs=args.jobs, formats=parse_formats(args.formats))
     reproduce(args.table, options)
     return 0

@@ -73,6 +73,7 @@ class ReproduceOptions:
     cpus: int | None = None
     slurm: SlurmOptions | None = None
     jobs: int | None = 1
+    formats: tuple[str, ...] | None = None  # report formats (harness.report.render.FORMATS); None: xlsx, md, html
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,6 @@ class DiscoveryTask:
     def render(self) -> Rendered:
         o = self.options
         result = render_table(self.table, o.results, o.out_dir, published=bool(self.table.published),
-                              allow_mixed=o.allow_mixed)
+                              allow_mixed=o.allow_mixed, formats=o.formats)
         return Rendered(text_table(result.frame, self.table), result.paths)
 

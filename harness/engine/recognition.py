@@ -29,7 +29,7 @@ from harness.engine.core import (
 from harness.errors import HarnessError
 from harness.io import atomic_write_text
 from harness.registry import get_config
-from harness.report.recognition import render_recognition, text_recognition
+from harness.report.recognition import check_formats, render_recognition, text_recognition
 from harness.results import RECOGNITION_SCHEMA
 from harness.run.feature_cache import frozen_backbone
 from harness.run.identity import file_sha256, versions
@@ -161,6 +161,7 @@ class RecognitionTask:
         self.weights: dict[str, Path] = {}
 
     def check(self, cells: list[Cell], missing: list[Cell]) -> None:
+        check_formats(self.table, self.options.formats)
         for cell in cells:  # every override problem before anything runs
             probe_config(self.table, cell.row, self.options.overrides)
 
@@ -203,5 +204,6 @@ class RecognitionTask:
 
     def render(self) -> Rendered:
         o = self.options
-        result = render_recognition(self.table, o.results, o.out_dir, published=bool(self.table.published))
+        result = render_recognition(self.table, o.results, o.out_dir, published=bool(self.table.published),
+                                    formats=o.formats)
         return Rendered(text_recognition(result.content), result.paths)

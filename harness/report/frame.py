@@ -26,8 +26,8 @@ from harness.tables import Row, Table
 
 OURS = "ours"
 COLUMNS = ["source", "method", "dataset", "label", "variant", "seed", "metric", "value", "n_valid", "protocol",
-           "config_hash", "data_card", "steps", "batch_size", "checkpoint", "record", "origin", "stated_mean",
-           "stated_std"]
+           "config_hash", "data_card", "steps", "batch_size", "checkpoint", "record", "origin", "published_table",
+           "stated_mean", "stated_std"]
 SUMMARY_KEYS = ["source", "label", "method", "dataset", "variant", "protocol", "metric"]
 
 

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from harness.compute import describe_hardware
 from harness.metrics.protocols import PROTOCOLS
-from harness.report import figures, stats, verdict
+from harness.report import figures, paper_layout, stats, verdict
 from harness.report.content import BEAT_METRICS, LEARNED, REFERENCE, Content
 from harness.report.formats import (
     COST_TITLES,
@@ -90,6 +90,7 @@ def context(content: Content, out_dir: str | Path | None = None) -> dict:
         "tests": test_rows(content), "n_boot": content.options.n_boot, "boot_seed": content.options.boot_seed,
         "selection": selection_rows(content), "first_steps": first_steps(content),
         "provenance": provenance(content), "runs": run_links(content, out_dir),
+        "paper": paper_layout.views(content),
     }
 
 

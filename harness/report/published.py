@@ -6,6 +6,10 @@ with a `_meta` entry. A harness table names its published sources in order (`Tab
 matched, by method name ignoring case ("dias" ↔ "DIAS"), to the first source that has that method and dataset. Values
 enter the frame in 0–1 like ours; where the authors give per-seed values the frame holds those (the means/stds are then
 recomputed, as their xlsx does), otherwise one row per metric with the stated mean and std.
+
+A source's `_meta.pre_v3_datasets` lists the data sets whose numbers it made under the protocol before v3 (COCO's void
+and VOC's boundary pixels merged into the background; docs/reference.md#evaluation-protocol), limited to the methods
+in `_meta.pre_v3_methods` where a source mixes protocols: the per-cell marks of the reports come from there.
 """
 
 from __future__ import annotations
@@ -49,7 +53,33 @@ def published_tables(table: Table, path: str | Path = PUBLISHED_FILE) -> dict[st
     if missing:
         raise PublishedError(f"{path}: no published table {', '.join(map(repr, missing))} (table {table.name!r} "
                              f"names it); it has: {', '.join(sorted(data))}")
-    return {key: data[key] for key in table.published}
+    entries = {key: data[key] for key in table.published}
+    for key, entry in entries.items():
+        _check_pre_v3(entry.get("_meta", {}), f"{path}: {key}/_meta")
+    return entries
+
+
+def _check_pre_v3(meta: dict, where: str) -> None:
+    for field in ("pre_v3_datasets", "pre_v3_methods"):
+        value = meta.get(field, [])
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise PublishedError(f"{where}: {field} must be a list of names, got {value!r}")
+
+
+def is_pre_v3(meta: dict, method: str, dataset: str) -> bool:
+    """Whether the source described by `meta` made its number of `method` on `dataset` under the pre-v3 protocol
+    (methods compared ignoring case, as rows are matched)."""
+    methods = meta.get("pre_v3_methods")
+    return dataset in meta.get("pre_v3_datasets", []) and \
+        (methods is None or method.casefold() in {m.casefold() for m in methods})
+
+
+def pre_v3_labels(frame: pd.DataFrame, meta: dict[str, dict]) -> dict[str, str]:
+    """{row label: published source key} of the published rows of `frame` made under the pre-v3 protocol; `meta`:
+    each source's `_meta` (published_tables)."""
+    rows = frame[frame["source"] == SOURCE].drop_duplicates("label")
+    return {r.label: r.published_table for r in rows.itertuples()
+            if is_pre_v3(meta.get(r.published_table, {}), r.method, r.dataset)}
 
 
 def published_frame(table: Table, path: str | Path = PUBLISHED_FILE) -> pd.DataFrame:

@@ -11,7 +11,6 @@ seeds (Excel AVERAGE / STDEV, one decimal with Excel's rounding; counts without 
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from harness.metrics.aggregate import excel_text
 from harness.metrics.recognition import RECOGNITION_METRICS, RECOGNITION_PROTOCOLS
 from harness.report.content import ReportError
 from harness.report.published import PUBLISHED_FILE, PublishedError, published_tables
-from harness.report.xlsx import SHEET, write_eval_multi, write_frame
+from harness.report.xlsx import PERCENT, SHEET, save, write_eval_multi, write_frame
 from harness.results import RECOGNITION_SCHEMA
 from harness.tables import Table
 
@@ -35,6 +34,9 @@ METRIC_TITLES = {"top1": "top-1", "top3": "top-3", "box_iou": "box IoU", "matche
 FRACTIONS = ("top1", "top3", "box_iou")  # 0–1 in records, percent in reports; `matched` is a count
 PROBE, TRIVIAL, PUBLISHED = "probe", "trivial", "published"
 TRIVIAL_SUFFIX = " · majority class / mean box"
+UNITS = {**dict.fromkeys(FRACTIONS, PERCENT), "matched": "count"}
+PER_SEED_UNITS = "; ".join(f"{m}: {unit}" for m, unit in UNITS.items())
+FORMATS = ("xlsx", "md", "html")  # the report formats of a recognition table
 NONE = "—"
 
 
@@ -217,18 +219,17 @@ def workbook(content: RecognitionContent) -> bytes:
                 stat = r.stat(m)
                 summary.append({"protocol": protocol, "label": r.label, "kind": r.kind, "metric": m,
                                 "n_seeds": stat.n_seeds if stat else 0, "mean": stat.mean if stat else None,
-                                "std": stat.std if stat and not math.isnan(stat.std) else None, "text": r.text(m)})
-            per_seed += [{"protocol": protocol, "label": r.label, "kind": r.kind, "seed": seed, **values}
-                         for seed, values in sorted(r.per_seed.items())]
+                                "std": stat.std if stat and not math.isnan(stat.std) else None, "text": r.text(m),
+                                "unit": UNITS[m]})
+            per_seed += [{"protocol": protocol, "label": r.label, "kind": r.kind, "seed": seed, **values,
+                          "unit": PER_SEED_UNITS} for seed, values in sorted(r.per_seed.items())]
     wb = Workbook()
     ws = wb.active
     ws.title = SHEET
-    write_eval_multi(ws, groups, metrics=FRACTIONS)
+    cached = write_eval_multi(ws, groups, metrics=FRACTIONS)
     write_frame(wb, "summary", pd.DataFrame(summary))
     write_frame(wb, "per_seed", pd.DataFrame(per_seed))
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    return save(wb, {SHEET: cached})
 
 
 def text_recognition(content: RecognitionContent) -> str:
@@ -247,11 +248,24 @@ class RecognitionReport(NamedTuple):
     paths: dict
 
 
+def check_formats(table: Table, formats) -> tuple[str, ...]:
+    """`formats` (None: all of FORMATS), or an error naming those a recognition table does not render."""
+    formats = FORMATS if formats is None else tuple(formats)
+    other = [f for f in formats if f not in FORMATS]
+    if other:
+        raise ReportError(f"table {table.name!r} (object recognition) renders {', '.join(FORMATS)}, not "
+                          f"{', '.join(other)}")
+    return formats
+
+
 def render_recognition(table: Table, results_dir, out_dir, published: bool = False, *,
-                       published_path=PUBLISHED_FILE) -> RecognitionReport:
-    """Write out_dir/acc-<T>.{xlsx,md,html}, each atomically and only once all three are rendered."""
+                       published_path=PUBLISHED_FILE, formats=None) -> RecognitionReport:
+    """Write out_dir/acc-<T>.<format> for each of `formats` (of FORMATS; None: all), each atomically and only once
+    all are rendered."""
+    formats = check_formats(table, formats)
     content = build_recognition(table, results_dir, published, published_path)
-    rendered = {"xlsx": workbook(content), "md": markdown(content).encode(), "html": html(content).encode()}
+    views = {"xlsx": workbook, "md": lambda c: markdown(c).encode(), "html": lambda c: html(c).encode()}
+    rendered = {kind: views[kind](content) for kind in formats}
     paths = {kind: Path(out_dir) / f"acc-{table.name}.{kind}" for kind in rendered}
     for kind, data in rendered.items():
         atomic_write_bytes(paths[kind], data)

@@ -52,19 +52,21 @@ def groups(content: Content) -> list[Group]:
             for dataset, selection in keys]
 
 
-def ranking(content: Content, group: Group, metric: str) -> list[tuple[str, Stat]]:
-    """The group's rows that have the metric, best mean first (the table's order breaks ties)."""
-    found = [(label, content.stat(source(content), label, metric)) for label in group.labels]
+def ranking(content: Content, group: Group, metric: str, of: str | None = None) -> list[tuple[str, Stat]]:
+    """The group's rows that have the metric in the numbers of `of` (default: source()), best mean first (the
+    table's order breaks ties)."""
+    found = [(label, content.stat(of or source(content), label, metric)) for label in group.labels]
     found = [(label, s) for label, s in found if s is not None and not math.isnan(s.mean_pct)]
     return sorted(found, key=lambda item: -item[1].mean_pct)
 
 
-def marks(content: Content) -> dict[tuple[str, str], str]:
-    """{(label, metric): BEST | SECOND} per group, for groups of at least two rows (equal means share a mark)."""
+def marks(content: Content, of: str | None = None) -> dict[tuple[str, str], str]:
+    """{(label, metric): BEST | SECOND} per group, for groups of at least two rows (equal means share a mark), in the
+    numbers of `of` (default: source())."""
     out = {}
     for group in groups(content):
         for metric in METRIC_TITLES:
-            ranked = ranking(content, group, metric)
+            ranked = ranking(content, group, metric, of)
             if len(ranked) < 2:
                 continue
             means = sorted({round(s.mean_pct, 9) for _, s in ranked}, reverse=True)
