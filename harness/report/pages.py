@@ -340,8 +340,10 @@ def gallery(content: Content, pictures: Pictures) -> dict:
             mask = record["identity"].get("mask")
             masks = g["masks"].get(mask) if mask in g["masks"] else next(iter(g["masks"].values()))
             where = {str(k): j for j, k in enumerate(g["keys"])}
-            scores = dict(zip(map(str, record["per_image"]["keys"]), record["per_image"]["ari_fg"]))
-            tags = _rank_tags({key: scores.get(key) for key in keys if key in where})
+            per_image = record["per_image"]
+            scores = {str(k): v if valid else None  # no foreground: ARI-fg undefined, no score and no rank
+                      for k, v, valid in zip(per_image["keys"], per_image["ari_fg"], per_image["valid_fg"])}
+            tags = rank_tags({key: scores.get(key) for key in keys if key in where})
             for row in rows:
                 j = where.get(row["key"])
                 if j is None:
@@ -358,7 +360,7 @@ def gallery(content: Content, pictures: Pictures) -> dict:
     return {"columns": columns, "seeds": seeds, "size": size} if seeds else {}
 
 
-def _rank_tags(scores: dict[str, float | None]) -> dict[str, str]:
+def rank_tags(scores: dict[str, float | None]) -> dict[str, str]:
     """best / median / worst of the images with a score (the median: the middle one, the lower of two)."""
     valid = sorted((s, k) for k, s in scores.items() if s is not None and s == s)
     if len(valid) < 3:

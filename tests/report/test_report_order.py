@@ -55,25 +55,29 @@ def test_ordered_rows_keep_the_table_order_within_each_section():
     assert [r for r in ordered_rows(mini) if section(r) == LEARNED] == [r for r in mini.rows if section(r) == LEARNED]
 
 
+def _rows_after(lines, header):
+    rows = []
+    for line in lines[header + 2:]:
+        if not line.startswith("| "):
+            break
+        rows.append(line.split(" | ")[0].removeprefix("| "))
+    return rows
+
+
 def test_markdown_lists_the_subject_first_and_references_under_their_heading(reports):
     _, _, paths = reports
     lines = paths["md"].read_text().splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| row | ARI | ARI-fg | mBO |"))
     heading = lines.index("## Reference rows")
-    main = [line.split(" | ")[0].removeprefix("| ") for line in lines[header + 2:heading] if line.startswith("| ")]
-    assert main == LEARNED_ROWS
-    assert "| dias | 55.0±0.0 | 55.0±0.0 | 55.0±0.0 | 55.0±0.0 |" in lines
+    assert header < heading and _rows_after(lines, header) == LEARNED_ROWS
+    # dias is best (55 > 40 > 30: bold), slotdiffusion second (italic); Δ against the best baseline, slotdiffusion
+    assert "| dias | **55.0±0.0** | **55.0±0.0** | **55.0±0.0** | **55.0±0.0** | +15.0 [+15.0, +15.0] |" in lines
+    assert "| sa | 30.0±0.0 | 30.0±0.0 | 30.0±0.0 | 30.0±0.0 | -10.0 [-10.0, -10.0] |" in lines
     reference_header = next(i for i, line in enumerate(lines) if i > heading and line.startswith("| row | ARI |"))
-    reference = []
-    for line in lines[reference_header + 2:]:
-        if not line.startswith("| "):
-            break
-        reference.append(line.split(" | ")[0].removeprefix("| "))
-    assert reference == REFERENCE_ROWS
+    assert _rows_after(lines, reference_header) == REFERENCE_ROWS
     assert "| grid | 15.0±0.0 | 15.0±0.0 | 15.0±0.0 | 15.0±0.0 |" in lines
     budget = next(i for i, line in enumerate(lines) if line.startswith("| row | steps |"))
-    assert [line.split(" | ")[0].removeprefix("| ") for line in lines[budget + 2:budget + 9]] == \
-           LEARNED_ROWS + REFERENCE_ROWS
+    assert _rows_after(lines, budget) == LEARNED_ROWS + REFERENCE_ROWS
 
 
 def test_html_lists_the_subject_first_and_references_apart(reports):
@@ -84,8 +88,8 @@ def test_html_lists_the_subject_first_and_references_apart(reports):
     assert results["dias"][1] == "55.0±0.0" and reference["colour-kmeans"][1] == "25.0±0.0"
     beats = page.table("beats")
     assert list(beats) == LEARNED_ROWS
-    assert beats["dias"] == ["yes", "yes", "yes"]  # 55 beats its initialisation 10, grid 15, colour-kmeans 25
-    assert beats["sa"] == ["—", "yes", "yes"]  # no initialisation of sa in the table
+    assert beats["dias"] == ["✓", "✓", "✓"]  # 55 beats its initialisation 10, grid 15, colour-kmeans 25
+    assert beats["sa"] == ["—", "✓", "✓"]  # no initialisation of sa in the table
     assert list(page.table("cost")) == LEARNED_ROWS + REFERENCE_ROWS
     assert list(page.table("budget")) == LEARNED_ROWS + REFERENCE_ROWS
 

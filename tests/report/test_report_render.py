@@ -1,6 +1,7 @@
 """Markdown and HTML contents (parsed, not eyeballed), published-vs-ours differences, atomic outputs."""
 
 import base64
+import re
 from html.parser import HTMLParser
 
 import cv2
@@ -29,9 +30,11 @@ def toy_results(root):
     table = toy_table()
     for seed in (42, 43, 44):
         write_cell(root, table, "alpha-syn", seed, values(ALPHA[seed], 0.6), gallery=seed == 42,
-                   cost={"train_seconds": 100.0 + seed, "parameters": 1000, "eval_seconds": 2.0})
+                   cost={"train_seconds": 100.0 + seed, "parameters": 1000, "trainable_parameters": 200,
+                         "eval_seconds": 2.0})
         write_cell(root, table, "beta-syn", seed, values(BETA[seed], 0.3), gallery=seed == 43,
-                   cost={"train_seconds": 400.0, "parameters": 5000, "eval_seconds": 3.0})
+                   cost={"train_seconds": 400.0, "stage_seconds": 50.0, "parameters": 5000,
+                         "trainable_parameters": 800, "eval_seconds": 3.0})
         write_cell(root, table, "grid-syn", seed, uniform(0.1), steps=0)
     return table
 
@@ -79,30 +82,41 @@ def test_html_and_markdown_contents(tmp_path):
     assert set(frame["label"]) == {"alpha-syn", "beta-syn", "grid-syn"}
 
     page = Page(paths["html"].read_text())
-    # ARI seed means: alpha 0.5/0.6/0.7 → 60.0±10.0; beta 0.3/0.4/0.4 → 36.7±5.8; other metrics constant
-    assert page.table("results") == {"alpha-syn": ["60.0±10.0", "60.0±0.0", "60.0±0.0", "60.0±0.0"],
-                                     "beta-syn": ["36.7±5.8", "30.0±0.0", "30.0±0.0", "30.0±0.0"]}
+    # ARI seed means: alpha 0.5/0.6/0.7 → 60.0±10.0; beta 0.3/0.4/0.4 → 36.7±5.8; other metrics constant. Neither
+    # is the registry's subject, so the Δ column is against the best row (alpha), ARI-fg 30 − 60 with a zero CI.
+    assert page.table("results") == {"alpha-syn": ["60.0±10.0", "60.0±0.0", "60.0±0.0", "60.0±0.0", "best baseline"],
+                                     "beta-syn": ["36.7±5.8", "30.0±0.0", "30.0±0.0", "30.0±0.0",
+                                                  "-30.0 [-30.0, -30.0]"]}
+    html = paths["html"].read_text()
+    assert html.count('<td class="best">') == 4 and html.count('<td class="second">') == 4  # alpha best everywhere
     assert page.table("reference") == {"grid-syn": ["10.0±0.0"] * 4}
     text = " ".join(page.text)
     assert METHODS.get("grid").description in text
     assert "Not methods under test" in text
 
-    gallery = [(alt, src) for alt, src in page.images if alt and " " in alt and "against" not in alt]
-    assert len(gallery) == 2 * 2 * 4  # 2 rows with galleries × 2 images × (image, gt, decoder, aggregator)
-    assert all(src.startswith("data:image/png;base64,") for _, src in gallery)
-    png = cv2.imdecode(np.frombuffer(base64.b64decode(gallery[1][1].split(",", 1)[1]), np.uint8), cv2.IMREAD_COLOR)
-    assert png.shape == (32, 32, 3)
+    # one gallery per seed with a gallery record, images × (image, ground truth, each row); each panel a CSS class
     galleries = [t for t in page.tables if t["class"] == "gallery"]
-    assert galleries[0]["rows"][0] == ["key", "image", "ground truth", "decoder (segmentation)", "aggregator"]
-    plots = [alt for alt, _ in page.images if alt and "against" in alt]
-    assert plots == ["ARI-fg against train seconds", "ARI-fg against parameters"]
+    assert len(galleries) == 2  # seeds 42 (alpha's gallery) and 43 (beta's)
+    assert galleries[0]["rows"][0][:3] == ["image", "ground truth", "alpha-syndecoder"]
+    assert [row[2] for row in galleries[0]["rows"][1:]] == ["60.0", "60.0"]  # per-panel ARI-fg of the 2 images
+    panels = re.findall(r'<div class="panel (p[0-9a-f]+)[ "]', html)
+    styles = dict(re.findall(r"\.(p[0-9a-f]+) \{[^}]*url\((data:image/webp;base64,[^)]+)\)", html))
+    assert set(panels) == set(styles)  # every panel's picture is defined, once
+    picture = cv2.imdecode(np.frombuffer(base64.b64decode(next(iter(styles.values())).split(",", 1)[1]), np.uint8),
+                           cv2.IMREAD_COLOR)
+    assert picture.shape == (16, 16, 3)  # the records' 16-px images, never upscaled to gallery_size
+    plots = [alt for alt, _ in page.images]
+    assert plots == ["Accuracy against trainable parameters", "Accuracy against training seconds, stages included"]
 
     cost = page.table("cost")
-    assert [t for t in page.tables if t["class"] == "cost"][0]["rows"][0] == ["row", "train s", "eval s", "parameters"]
-    assert cost["alpha-syn"][0] == "143.0" and cost["beta-syn"][0] == "400.0"  # mean of 142, 143, 144
+    assert [t for t in page.tables if t["class"] == "cost"][0]["rows"][0][:4] == \
+           ["row", "train s", "stage s", "total train s"]
+    assert cost["alpha-syn"][:3] == ["143", "—", "143"]  # mean of 142, 143, 144; no stage
+    assert cost["beta-syn"][:3] == ["400", "50", "450"]  # its stage's 50 s counted in the total
 
     markdown = paths["md"].read_text()
-    assert "| alpha-syn | 60.0±10.0 | 60.0±0.0 | 60.0±0.0 | 60.0±0.0 |" in markdown
+    assert markdown.index("**Verdict**") < markdown.index("| row | ARI |")
+    assert "| alpha-syn | **60.0±10.0** | **60.0±0.0** | **60.0±0.0** | **60.0±0.0** | best baseline |" in markdown
     assert "| grid-syn | 10.0±0.0 | 10.0±0.0 | 10.0±0.0 | 10.0±0.0 |" in markdown
     assert "## Reference rows" in markdown and METHODS.get("grid").description in markdown
     assert "## Paired tests" in markdown and "## Cost (mean over seeds)" in markdown
@@ -205,10 +219,14 @@ def test_the_report_says_which_references_each_trained_row_beats(tmp_path):
                    steps=100 if label == "alpha-syn" else 0)
     _, paths = render_table(table, tmp_path / "r", tmp_path / "out", n_boot=10)
     beats = Page(paths["html"].read_text()).table("beats")
-    assert beats == {"alpha-syn": ["yes", "no: ARI-fg 50.0 ≤ 60.0"]}
+    assert beats == {"alpha-syn": ["✓", "✗1"]}  # 50/40 beats 20/10; 50 ≤ 60 on ARI-fg loses to the grid
+    html = paths["html"].read_text()
+    assert 'title="no: ARI-fg 50.0 ≤ 60.0">✗<sup>1</sup>' in html  # the numbers on hover
+    assert "<li>alpha-syn vs grid-syn: no: ARI-fg 50.0 ≤ 60.0</li>" in html  # and in a footnote
     markdown = paths["md"].read_text()
     assert "| row | its initialisation | grid-syn |" in markdown
-    assert "| alpha-syn | yes | no: ARI-fg 50.0 ≤ 60.0 |" in markdown
+    assert "| alpha-syn | ✓ | ✗[1] |" in markdown
+    assert "1. alpha-syn vs grid-syn: no: ARI-fg 50.0 ≤ 60.0" in markdown
 
 
 def test_every_registered_reference_method_has_its_sentence():
