@@ -20,8 +20,9 @@ Every formula cell also holds its cached result, as the authors' file does (harn
 cannot write one), so pandas and openpyxl's `data_only=True` read numbers; Excel and LibreOffice recalculate anyway.
 A note on A1 (a cell comment: no cell changes) states the units.
 
-Units: `eval_multi`'s per-seed values stay 0–1 (the authors' layout); every other number of the workbook is in
-percent (points for differences), and each of those sheets says so in its `unit` column. Headers are unique in
+Units: `eval_multi`'s per-seed values stay 0–1 (the authors' layout); every other metric value of the workbook is in
+percent (points for differences), and each sheet holding them says so in its `unit` column (`cost` names its units
+in its headers; the tests' statistics and p-values have none). Headers are unique in
 every sheet but `eval_multi`, whose header row repeats the metric names three times, as theirs does.
 """
 

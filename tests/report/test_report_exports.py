@@ -368,3 +368,11 @@ def test_beside_the_published_numbers_every_sheet_reads_numbers(tmp_path):
     top, _ = eval_multi_groups(paths["xlsx"])["dias_r-coco"]
     ws = openpyxl.load_workbook(paths["xlsx"], data_only=True)["eval_multi"]
     assert [ws[f"H{top}"].value, ws[f"H{top + 1}"].value] == pytest.approx([x.mean(), x.std(ddof=1)], abs=1e-9)
+
+
+def test_reproduce_checks_the_format_before_running_anything(tmp_path, capsys):
+    code = main(["reproduce", "--table", "mini", "--format", "xlsx,pdf", "--results", str(tmp_path / "results"),
+                 "--out", str(tmp_path / "reports")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: --format: unknown report format 'pdf'") and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
