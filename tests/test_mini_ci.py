@@ -78,7 +78,13 @@ def rerun(mini_ci, tmp_path, labels: tuple[str, ...], *, retrain: bool, capsys) 
             shutil.copytree(run, table_dir / "runs" / label / "seed0")
     assert main(["reproduce", "--table", "mini-ci", "--data-dir", str(mini_ci.data), "--results", str(results),
                  "--out", str(tmp_path / "reports"), "--seeds", "0", "--jobs", "1"]) == 0
-    return check_drift(results, capsys)
+    code, out = check_drift(results, capsys)
+    moved = [d for d in drift.compare(drift.read_golden(GOLDEN, TABLE), drift.fresh_values(TABLE, results)).drifts
+             if d.delta is not None]
+    if moved:  # the size of what the check caught, for docs/experiments.md's table of planted regressions
+        with capsys.disabled():
+            print(f"\n{len(moved)} value(s) moved; largest: {max(moved, key=lambda d: abs(d.delta))}")
+    return code, out
 
 
 def flagged_labels(out: str) -> set[str]:

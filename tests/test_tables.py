@@ -86,3 +86,19 @@ def test_the_dias_ablation_is_released_vs_reinit_vs_reinit_and_pruning():
     assert {(c.train.steps, c.train.batch_size) for c in configs.values()} == {(table.budget.steps,
                                                                                 table.budget.batch_size)}
     assert table.synth == TABLES.get("mini-random").synth
+
+
+def test_rows_sharing_a_run_are_queued_after_every_run_is_owned(tmp_path):
+    """With two workers, mini-long's first two jobs must train two different runs: a selection row queued beside
+    its own run's owner would wait on that run's lock and leave a worker idle."""
+    from harness.engine.core import ReproduceOptions
+    from harness.engine.discovery import DiscoveryTask
+
+    table = TABLES.get("mini-long")
+    task = DiscoveryTask(table, ReproduceOptions(results=tmp_path))
+    task.runner = Runner(table, data_dir=tmp_path, results=tmp_path, device="cpu", checkpoints=None)
+    order = sorted(plan(table, tmp_path)[1], key=task.cost)
+    owners = [i for i, cell in enumerate(order) if trains(cell) and cell.row.run is None]
+    sharing = [i for i, cell in enumerate(order) if cell.row.run is not None]
+    assert owners and sharing and max(owners) < min(sharing)
+    assert {c.row.run for c in order if c.row.run} == {c.row.label for c in order if trains(c) and c.row.run is None}

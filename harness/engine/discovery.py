@@ -135,7 +135,10 @@ class DiscoveryTask:
                    job_resources(self.table, self.options, trains=self.runner.trains(cell)))
 
     def cost(self, cell: Cell) -> tuple:
-        return not self.runner.trains(cell), -METHODS.get(cell.row.method).train_cost
+        """Job order: training runs first, the dearest first; a row that evaluates another row's run (a selection
+        rule) after every run's owner, so that no worker waits on a run another worker trains."""
+        return (not self.runner.trains(cell), cell.row.run is not None,
+                -METHODS.get(cell.row.method).train_cost)
 
     def progress(self, record: dict) -> str:
         return "  ".join(f"{k} {100 * v:.1f}" if v is not None else f"{k} —" for k, v in record["means"].items())

@@ -37,6 +37,7 @@ from harness.report.formats import (
     stat_text,
 )
 from harness.report.frame import OURS, data_card_fingerprint, display
+from harness.report.published import released_checkpoints
 from harness.results import METRICS, read_gallery
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -90,6 +91,9 @@ def context(content: Content, out_dir: str | Path | None = None) -> dict:
         "tests": test_rows(content), "n_boot": content.options.n_boot, "boot_seed": content.options.boot_seed,
         "selection": selection_rows(content), "first_steps": first_steps(content),
         "provenance": provenance(content), "runs": run_links(content, out_dir),
+        "released": [{**r, "cells": [f"{s['seed']}: epoch {s['epoch']} ({'last' if s['last'] else 'not last'})"
+                                     for s in r["seeds"]]}
+                     for r in released_checkpoints(content.published_meta)] if content.has_published else [],
         "paper": paper_layout.views(content),
     }
 

@@ -115,3 +115,19 @@ def published_frame(table: Table, path: str | Path = PUBLISHED_FILE) -> pd.DataF
 
 def _optional(std):
     return None if std is None else std / 100
+
+
+def released_checkpoints(meta_by_source: dict[str, dict]) -> list[dict]:
+    """Which checkpoint the authors released per method, dataset and seed, and what is known of the rule that chose
+    it: the last epoch of training, or an earlier one (then a maximum over saved validations, and the validation split
+    is the reported one: docs/reference.md#checkpoints). From each source's `_meta.released` / `last_epoch`."""
+    rows = []
+    for source, meta in meta_by_source.items():
+        last = meta.get("last_epoch", {})
+        for method, datasets in meta.get("released", {}).items():
+            for dataset, epochs in datasets.items():
+                seeds = [{"seed": seed, "epoch": epoch, "last": epoch == last.get(dataset)}
+                         for seed, epoch in sorted(epochs.items())]
+                rows.append({"source": source, "method": method, "dataset": dataset, "last_epoch": last.get(dataset),
+                             "seeds": seeds, "not_last": sum(not s["last"] for s in seeds)})
+    return rows
