@@ -3,7 +3,7 @@ plots); `--published` shows the authors' published numbers."""
 
 from __future__ import annotations
 
-from harness.report.published import PUBLISHED_FILE
+from harness.cli.checks import PUBLISHED_FILE, check_table
 
 
 def register(subparsers) -> None:
@@ -22,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--gallery-images", type=int, default=8,
                    help="images per seed in the comparison gallery (at most the 8 each record keeps)")
     p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the paired tests")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=lambda args: check_table(args.table))
 
 
 
