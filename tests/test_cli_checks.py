@@ -63,8 +63,6 @@ def test_help_and_usage_errors_import_nothing_heavy_and_answer_within_two_second
      "error: unknown method 'diass'; valid: colour-kmeans, dias, dinosaur,"),
     (("bench", "--method", "nosuch"), "error: unknown method 'nosuch'; valid: "),
     (("reproduce", "--table", "mimi", "--results", "{tmp}/runs"), "error: unknown table 'mimi'; valid: dias-ablation"),
-    (("reproduce", "--table", "mini", "--checkpoints", "{tmp}/released", "--results", "{tmp}/runs"),
-     "error: --checkpoints {tmp}/released: no such directory"),
 ])
 def test_bad_names_and_paths_are_one_error_before_torch_is_imported(argv, message, tmp_path):
     done, modules, _ = imported_by(*(a.format(tmp=tmp_path) for a in argv))
@@ -128,14 +126,16 @@ def test_every_argument_is_checked_before_anything_is_built_or_downloaded(calls,
             f"--data-dir {empty}: no train split of coco",
         ("train", "--method", "slate", "--dataset", "synthetic", "--data-dir", synthetic_data, "--out",
          tmp_path / "run"): "--stage-weights: slate needs the weights of its stage 'vqvae-c256'",
+        ("train", *dias_coco, "--data-dir", empty, "--out", tmp_path / "run", "--ddp", "2"):
+            "--ddp 2 asks for 2 processes, but this process was not started by a launcher",
         ("train", "--method", "spot-distill", "--dataset", "textured", "--data-dir", synthetic_data, "--out",
          tmp_path / "run"): "method 'spot-distill' has no config for dataset 'textured'; valid: coco, synthetic",
         ("bench", "--method", "dias", "nosuch"): "unknown method 'nosuch'; valid: ",
         ("bench", "--flops-config", "dias-clevrtex"): "--flops-config 'dias-clevrtex': expected METHOD:DATASET",
         ("bench", "--dataset", "coco", "--data-dir", empty): f"--data-dir {empty}: no val split of coco",
         ("reproduce", "--table", "mimi", "--results", tmp_path / "runs"): "unknown table 'mimi'; valid: ",
-        ("reproduce", "--table", "mini", "--checkpoints", tmp_path / "none", "--results", tmp_path / "runs"):
-            f"--checkpoints {tmp_path / 'none'}: no such directory",
+        ("reproduce", "--table", "mini", "--data-dir", weights, "--results", tmp_path / "runs"):
+            f"--data-dir {weights}: is a file, not a directory",
         ("reproduce", "--table", "mini", "--jobs", "0", "--results", tmp_path / "runs"): "--jobs 0: need at least 1",
     }
     for argv, message in cases.items():

@@ -109,7 +109,7 @@ def test_real_data_tables_list_the_missing_files_one_per_line(capsys, tmp_path):
     assert "  <data-dir>/coco/val.lmdb" in lines and "where to get them:" in lines
     assert all(len(line) < 400 for line in lines)
     code, _, err = run(capsys, "reproduce", "--table", "v3", "--results", tmp_path, "--data-dir", tmp_path / "none",
-                       "--checkpoints", tmp_path)
+                       "--checkpoints", tmp_path / "ckpt")
     assert "is missing 3 data file(s)" in one_error(code, err)
 
 

@@ -140,4 +140,8 @@ def check_cell(args, splits, files: dict | None = None) -> None:
         from harness.cli.common import cell_config
 
         cell_config(args)
+    if args.ddp is not None:  # --ddp K against the launcher's WORLD_SIZE
+        from harness.run.distributed import requested_size
+
+        requested_size(args.ddp)
     check_splits(args.data_dir, args.dataset, splits)

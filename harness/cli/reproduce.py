@@ -59,9 +59,7 @@ def register(sub) -> None:
 
 
 def check(args) -> None:
-    check_table(args.table)
-    if args.checkpoints is not None:
-        check_dir(args.checkpoints, "--checkpoints")
+    check_table(args.table)  # the engine lists every missing data file and checkpoint before it runs a cell
     if args.data_dir is not None and args.data_dir.exists():  # a synthetic table's data is generated into it
         check_dir(args.data_dir, "--data-dir")
     local_jobs(args.jobs, device=args.device, jobs=1)  # refuses --jobs below 1
