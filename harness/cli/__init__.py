@@ -3,7 +3,9 @@
 Each verb module has `register(subparsers)` (its arguments) and a `run(args)` that turns the parsed arguments into
 typed values and calls one library function; no library function sees an argparse namespace. Input errors (a
 `HarnessError`, an unknown registry name) and file-system errors (an OSError: the path and what is wrong with it) are
-printed as one `error:` line with exit code 2; anything else is a bug and keeps its traceback.
+printed as one `error:` line with exit code 2; anything else is a bug and keeps its traceback. A verb's `check(args)`
+(harness.cli.checks) runs first: every argument is checked before anything is built or downloaded, and
+building the argument tree imports none of torch, pandas or matplotlib, so `--help` and usage errors answer at once.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import sys
 
 from harness.errors import HarnessError, os_error_line
 from harness.names import UnknownNameError
-from harness.nn.onednn import cpu_linear_backend
 
 # Verb modules of this package, in the order `--help` lists them.
 VERBS = ("reproduce", "train", "eval", "report", "check_drift", "methods", "metrics", "data", "weights", "bench",
@@ -47,8 +48,12 @@ def apply_compute_args(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "check"):
+            args.check(args)
         if hasattr(args, "deterministic"):  # the verbs that compute (harness.cli.common.add_compute_args)
             apply_compute_args(args)
+        from harness.nn.onednn import cpu_linear_backend
+
         cpu_linear_backend()  # a bad $HARNESS_CPU_LINEAR stops here, before anything runs or is written
         return int(args.func(args) or 0)
     except (HarnessError, UnknownNameError) as e:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.cli.checks import BENCH_AMPS, check_dataset, check_method, check_splits
+from harness.errors import HarnessError
 from harness.io import atomic_write_text
-from harness.tools.bench import AMPS, run_bench
 
 
 def register(sub) -> None:
@@ -17,7 +18,7 @@ def register(sub) -> None:
                                                                 "config for the dataset)")
     p.add_argument("--dataset", default="synthetic", help="synthetic (generated) or a dataset under --data-dir")
     p.add_argument("--data-dir", type=Path, help="holds <dataset>/val.lmdb (default: generate synthetic data)")
-    p.add_argument("--amp", nargs="+", dest="amps", default=["fp32"], choices=list(AMPS))
+    p.add_argument("--amp", nargs="+", dest="amps", default=["fp32"], choices=BENCH_AMPS)
     p.add_argument("--steps", type=int, default=3, help="timed training steps (after one warm-up step)")
     p.add_argument("--images", type=int, default=32,
                    help="synthetic val images to generate and evaluate (a --data-dir split is evaluated whole)")
@@ -36,10 +37,25 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 gives steadier numbers "
                                               "on a machine that other jobs share")
     p.add_argument("--output", type=Path, help="also write the numbers as JSON")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args) -> None:
+    check_dataset(args.dataset)
+    for method in args.methods or ():
+        check_method(method, args.dataset)
+    if args.flops_config and (args.flops_images > 0 or args.kernel_images > 0):
+        method, colon, dataset = args.flops_config.partition(":")
+        if not colon:
+            raise HarnessError(f"--flops-config {args.flops_config!r}: expected METHOD:DATASET, e.g. dias:clevrtex")
+        check_method(method, dataset)
+    if args.data_dir is not None:  # without one, run_bench generates synthetic data or refuses a real dataset
+        check_splits(args.data_dir, args.dataset, ("val",))
 
 
 def run(args) -> int:
+    from harness.tools.bench import run_bench
+
     result = run_bench(methods=args.methods, dataset=args.dataset, amps=args.amps, steps=args.steps,
                        images=args.images, batch_size=args.batch_size, data_dir=args.data_dir,
                        flops_config=args.flops_config, flops_images=args.flops_images,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shlex
 
+from harness.cli.checks import check_table
+
 
 def register(subparsers) -> None:
     d = subparsers.add_parser("check-drift", help="compare a table's fresh results with committed golden values",
@@ -24,7 +26,7 @@ def register(subparsers) -> None:
     d.add_argument("--command", dest="regenerate", default=None,
                    help="with --write-golden: the command that regenerates the results "
                         "(default: python -m harness reproduce --table T)")
-    d.set_defaults(func=run)
+    d.set_defaults(func=run, check=lambda args: check_table(args.table))
 
 
 def run(args) -> int:

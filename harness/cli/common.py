@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.registry import get_config
-
 
 def add_overrides(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
@@ -44,4 +42,6 @@ def add_cell_args(p) -> None:
 
 def cell_config(args):
     """The registered config of --method on --dataset with the --set overrides (every problem is one error)."""
+    from harness.registry import get_config
+
     return get_config(args.method, args.dataset, args.overrides)

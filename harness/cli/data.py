@@ -6,20 +6,19 @@ import argparse
 import json
 from pathlib import Path
 
-from harness.data import GENERATORS
-from harness.data.card import data_card
-from harness.data.convert import CONVERTERS, convert
-from harness.data.datasets import LmdbSplit
-from harness.data.errors import DataError
-from harness.data.specs import DATASETS
+from harness.cli.checks import CONVERTED_DATASETS, GENERATED_DATASETS
 from harness.io import check_output_dir
 
 
 def _print_cards(paths: dict) -> None:
+    from harness.data import data_card
+
     print(json.dumps({split: data_card(path) for split, path in paths.items()}, indent=1))
 
 
 def _convert(args) -> int:
+    from harness.data.convert import convert
+
     check_output_dir(args.out)
     splits = (args.split,) if args.split else None
     written = convert(args.dataset, args.src, args.out, splits=splits, version=args.format,
@@ -29,6 +28,8 @@ def _convert(args) -> int:
 
 
 def _synth(args) -> int:
+    from harness.data import GENERATORS, DataError
+
     check_output_dir(args.out)
     config_class, write, _ = GENERATORS[args.dataset]
     resolution = {} if args.resolution is None else {"resolution": args.resolution}
@@ -41,6 +42,8 @@ def _synth(args) -> int:
 
 
 def _info(args) -> int:
+    from harness.data import DATASETS, LmdbSplit, data_card
+
     card = data_card(args.path, dataset=args.dataset)
     print(json.dumps(card, indent=1))
     if args.verify:
@@ -63,7 +66,7 @@ def register(subparsers) -> None:
     verbs = data.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
 
     p = verbs.add_parser("convert", help="convert a raw dataset into the authors' LMDB layout")
-    p.add_argument("dataset", choices=list(CONVERTERS))
+    p.add_argument("dataset", choices=CONVERTED_DATASETS)
     p.add_argument("--src", type=Path, required=True, help="the raw dataset's folder (original layout)")
     p.add_argument("--out", type=Path, required=True, help="data dir: writes OUT/<dataset>/{train,val}.lmdb")
     p.add_argument("--split", choices=["train", "val"], help="convert only this split")
@@ -75,7 +78,7 @@ def register(subparsers) -> None:
 
     p = verbs.add_parser("synth", help="generate a multi-object dataset (synthetic: flat shapes; textured: "
                                         "ClevrTex-like, colour cannot segment it)")
-    p.add_argument("--dataset", choices=list(GENERATORS), default="synthetic", help="which (default synthetic)")
+    p.add_argument("--dataset", choices=GENERATED_DATASETS, default="synthetic", help="which (default synthetic)")
     p.add_argument("--out", type=Path, required=True, help="data dir: writes OUT/<dataset>/{train,val}.lmdb")
     p.add_argument("--train", type=_count, default=5000, help="train images (default 5000)")
     p.add_argument("--val", type=_count, default=500, help="val images (default 500)")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.cli.checks import DEFAULT_FEATURE_STORAGE, FEATURE_STORAGE, check_cell, check_protocol
 from harness.cli.common import add_cell_args, cell_config
 from harness.io import check_output_dir
 
 
 def register(sub) -> None:
-    from harness.run.feature_cache import DEFAULT_STORAGE, STORAGE
-
     p = sub.add_parser("eval", help="evaluate a checkpoint (ours or the authors' released .pth) into a result JSON",
                        description=__doc__)
     add_cell_args(p)
@@ -26,9 +25,14 @@ def register(sub) -> None:
     p.add_argument("--feature-cache", type=Path, metavar="DIR",
                    help="reuse (or, evaluating the whole split, write) the frozen backbone's features in DIR; "
                         "metrics are identical to an uncached evaluation")
-    p.add_argument("--feature-cache-storage", default=DEFAULT_STORAGE, choices=sorted(STORAGE),
+    p.add_argument("--feature-cache-storage", default=DEFAULT_FEATURE_STORAGE, choices=FEATURE_STORAGE,
                    help="float32 (default) is exact; float16 halves the files and rounds the features")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args) -> None:
+    check_protocol(args.protocol)
+    check_cell(args, (args.split,), {"--checkpoint": args.checkpoint})
 
 
 def run(args) -> int:

@@ -3,8 +3,6 @@ object-recognition probe's)."""
 
 from __future__ import annotations
 
-from harness.metrics.explain import explain
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("metrics", help="metrics: explain the evaluation protocols")
@@ -15,5 +13,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from harness.metrics.explain import explain
+
     print(explain(args.protocol))
     return 0

@@ -4,8 +4,8 @@ authors' published numbers."""
 
 from __future__ import annotations
 
+from harness.cli.checks import PUBLISHED_FILE, check_table
 from harness.cli.common import add_format_args
-from harness.report.published import PUBLISHED_FILE
 
 
 def register(subparsers) -> None:
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
                    help="images per seed in the comparison gallery (at most the 8 each record keeps)")
     p.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the paired tests")
     add_format_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=lambda args: check_table(args.table))
 
 
 

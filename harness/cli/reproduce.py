@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.cli.checks import check_dir, check_table
 from harness.cli.common import add_compute_args, add_format_args, add_overrides
-from harness.engine import ReproduceError, ReproduceOptions, reproduce
+from harness.errors import HarnessError
 from harness.io import check_output_dir
-from harness.run.launch import EXECUTORS, SlurmOptions
+from harness.run.launch import EXECUTORS, SlurmOptions, local_jobs
 
 
 def register(sub) -> None:
@@ -55,7 +56,15 @@ def register(sub) -> None:
                    help="any other sbatch parameter, e.g. account=proj or qos=high (repeatable)")
     g.add_argument("--slurm-timeouts", type=int, default=3, metavar="N",
                    help="how often a job may time out and be resubmitted (pre-emptions do not count)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args) -> None:
+    check_table(args.table)  # the engine lists every missing data file and checkpoint before it runs a cell
+    if args.data_dir is not None and args.data_dir.exists():  # a synthetic table's data is generated into it
+        check_dir(args.data_dir, "--data-dir")
+    local_jobs(args.jobs, device=args.device, jobs=1)  # refuses --jobs below 1
+    slurm_options(args)
 
 
 def slurm_options(args) -> SlurmOptions:
@@ -63,13 +72,14 @@ def slurm_options(args) -> SlurmOptions:
     for item in args.slurm_param:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ReproduceError(f"--slurm-param {item!r} is not of the form KEY=VALUE")
+            raise HarnessError(f"--slurm-param {item!r} is not of the form KEY=VALUE")
         extra[key.strip().replace("-", "_")] = value.strip()
     return SlurmOptions(partition=args.slurm_partition, setup=tuple(args.slurm_setup), extra=extra,
                         max_timeouts=args.slurm_timeouts)
 
 
 def run(args) -> int:
+    from harness.engine import ReproduceError, ReproduceOptions, reproduce
     from harness.report.render import parse_formats
     from harness.run.distributed import requested_size
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.cli.checks import check_cell
 from harness.cli.common import add_cell_args, cell_config
+from harness.errors import HarnessError
 from harness.io import check_output_dir
 
 
@@ -21,7 +23,11 @@ def register(sub) -> None:
     p.add_argument("--worker-seeding", default="per-sample", choices=["per-sample", "faithful"],
                    help="faithful: every data-loader worker gets the same seed, as the authors' code does")
     p.add_argument("--stage-weights", type=Path, help="weights of the method's prerequisite stage (e.g. VQ-VAE)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args) -> None:
+    check_cell(args, ("train", "val"), {} if args.stage_weights is None else {"--stage-weights": args.stage_weights})
 
 
 def run(args) -> int:
@@ -29,6 +35,8 @@ def run(args) -> int:
     from harness.run.train import train
 
     config = cell_config(args)
+    if config.stage is not None and args.stage_weights is None:
+        raise HarnessError(f"--stage-weights: {config.method} needs the weights of its stage {config.stage!r}")
     check_output_dir(args.out)
     with process_group(args.device, args.ddp) as device:
         summary = train(config, data_dir=args.data_dir, run_dir=args.out, seed=args.seed, device=device,

