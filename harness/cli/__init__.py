@@ -18,8 +18,8 @@ from harness.names import UnknownNameError
 from harness.nn.onednn import cpu_linear_backend
 
 # Verb modules of this package, in the order `--help` lists them.
-VERBS = ("reproduce", "train", "eval", "report", "check_drift", "methods", "metrics", "data", "weights", "bench",
-         "gpu_check")
+VERBS = ("reproduce", "train", "eval", "export", "report", "check_drift", "methods", "metrics", "data", "weights",
+         "bench", "gpu_check")
 
 
 def build_parser() -> argparse.ArgumentParser:
