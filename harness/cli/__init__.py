@@ -19,8 +19,8 @@ from harness.errors import HarnessError, os_error_line
 from harness.names import UnknownNameError
 
 # Verb modules of this package, in the order `--help` lists them.
-VERBS = ("reproduce", "train", "eval", "report", "check_drift", "methods", "metrics", "data", "weights", "bench",
-         "gpu_check")
+VERBS = ("reproduce", "train", "eval", "export", "report", "check_drift", "methods", "metrics", "data", "weights",
+         "bench", "gpu_check")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,6 +34,8 @@ def register(sub) -> None:
     p.add_argument("--allow-mixed", action="store_true",
                    help="aggregate cells that differ in protocol, data or budget (listed in the report) and reuse "
                         "records made with another config")
+    p.add_argument("--keep-state", action="store_true",
+                   help="keep each finished training run's train_state.pt (optimiser, RNG; only a resume reads it)")
     p.add_argument("--feature-cache", type=Path, metavar="DIR",
                    help="cache frozen-backbone features in DIR across evaluations (identical metrics, faster)")
     add_format_args(p)
@@ -94,6 +96,6 @@ def run(args) -> int:
         device=args.device, overrides=tuple(args.overrides), allow_mixed=args.allow_mixed,
         seeds=tuple(args.seeds) if args.seeds else None, feature_cache=args.feature_cache, executor=args.executor,
         gpus=args.slurm_gpus, minutes=args.slurm_time, cpus=args.slurm_cpus, slurm=slurm_options(args),
-        jobs=args.jobs, formats=parse_formats(args.formats))
+        jobs=args.jobs, formats=parse_formats(args.formats), keep_state=args.keep_state)
     reproduce(args.table, options)
     return 0

@@ -23,6 +23,8 @@ def register(sub) -> None:
     p.add_argument("--worker-seeding", default="per-sample", choices=["per-sample", "faithful"],
                    help="faithful: every data-loader worker gets the same seed, as the authors' code does")
     p.add_argument("--stage-weights", type=Path, help="weights of the method's prerequisite stage (e.g. VQ-VAE)")
+    p.add_argument("--keep-state", action="store_true",
+                   help="keep train_state.pt once the run is complete (by default only an unfinished run keeps it)")
     p.set_defaults(func=run, check=check)
 
 
@@ -40,7 +42,8 @@ def run(args) -> int:
     check_output_dir(args.out)
     with process_group(args.device, args.ddp) as device:
         summary = train(config, data_dir=args.data_dir, run_dir=args.out, seed=args.seed, device=device,
-                        worker_seeding=args.worker_seeding, stage_weights=args.stage_weights)
+                        worker_seeding=args.worker_seeding, stage_weights=args.stage_weights,
+                        keep_state=args.keep_state)
         if current().main:
             print(json.dumps({"steps": summary.steps, "seconds": round(summary.seconds, 2),
                               "images_per_second": round(summary.images_per_second, 2),

@@ -55,7 +55,8 @@ class Cell:
 class ReproduceOptions:
     """How to run a table: where data, results and reports live, train or evaluate releases, on what, and where
     the cells run (`executor`: harness.run.launch.EXECUTORS; locally `jobs` cells at a time, None: one per core on
-    CPU). `gpus`, `minutes`, `cpus` and `slurm` size cluster jobs."""
+    CPU). `gpus`, `minutes`, `cpus` and `slurm` size cluster jobs. `keep_state`: keep each finished training run's
+    train_state.pt (removed by default)."""
 
     data_dir: Path | None = None
     results: Path = Path("runs")
@@ -74,6 +75,7 @@ class ReproduceOptions:
     slurm: SlurmOptions | None = None
     jobs: int | None = 1
     formats: tuple[str, ...] | None = None  # report formats (harness.report.render.FORMATS); None: xlsx, md, html
+    keep_state: bool = False
 
 
 @dataclass(frozen=True)

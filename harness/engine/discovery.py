@@ -34,11 +34,12 @@ class Runner:
 
     def __init__(self, table: Table, *, data_dir: Path, results: Path, device: str, checkpoints: Path | None,
                  overrides: list[str] = (), progress: bool = True, eval_limit: int | None = None,
-                 feature_cache: Path | None = None):
+                 feature_cache: Path | None = None, keep_state: bool = False):
         self.table, self.data_dir, self.results, self.device = table, data_dir, results, device
         self.checkpoints, self.overrides = checkpoints, list(overrides)
         self.progress, self.eval_limit = progress, eval_limit
         self.feature_cache = feature_cache  # frozen-backbone features reused across evaluations (identical metrics)
+        self.keep_state = keep_state  # keep finished runs' train_state.pt
 
     def stage_of(self, cell: Cell) -> tuple[str, str, int] | None:
         """(stage, dataset, seed) the cell needs trained first, or None (released checkpoints hold their stage).
@@ -63,7 +64,7 @@ class Runner:
         weights = run_dir / WEIGHTS
         if not weights.is_file():
             train(self.table.stage_config(stage, dataset), data_dir=self.data_dir, run_dir=run_dir, seed=seed,
-                  device=self.device, progress=self.progress)
+                  device=self.device, progress=self.progress, keep_state=self.keep_state)
         return weights
 
     def run(self, cell: Cell) -> dict:
@@ -80,7 +81,8 @@ class Runner:
             run_dir = cell.run_dir(self.results)
             with exclusive(run_dir.with_name(run_dir.name + ".training")):  # rows sharing a run train it once
                 summary = train(config, data_dir=self.data_dir, run_dir=run_dir, seed=cell.seed, device=self.device,
-                                stage_weights=stage, progress=self.progress, feature_cache=self.feature_cache)
+                                stage_weights=stage, progress=self.progress, feature_cache=self.feature_cache,
+                                keep_state=self.keep_state)
             checkpoint, point = selected_checkpoint(run_dir, cell.row.selection, summary.curve, config.train)
             cost = {"train_seconds": summary.seconds, "train_images_per_second": summary.images_per_second,
                     "peak_memory_mb": summary.peak_memory_mb, "steps": summary.steps}
@@ -122,7 +124,8 @@ class DiscoveryTask:
                                             else None)
         self.runner = Runner(self.table, data_dir=data_dir, results=o.results, device=o.device,
                              checkpoints=o.checkpoints, overrides=list(o.overrides),
-                             progress=o.progress and o.executor == "local", feature_cache=feature_cache)
+                             progress=o.progress and o.executor == "local", feature_cache=feature_cache,
+                             keep_state=o.keep_state)
         return data_dir
 
     def prerequisites(self, missing: list[Cell], data_dir: Path | None) -> list[Job]:

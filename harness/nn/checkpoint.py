@@ -3,12 +3,15 @@
 
 The authors trained `ModelWrap(m=model)` and saved `state_dict()`, so every key is "m." + the model's own key.
 We save and load exactly that, so their released `.pth` files load strictly into our models and ours into theirs.
-Also here: the listing format of tests/reference/keys_*.txt ("key (shape) dtype" per line) and the authors'
-`ckpt_map` loading (keys matched by order within prefixes, docs/reference.md#quirks, quirk 11).
+Also here: the listing format of tests/reference/keys_*.txt ("key (shape) dtype" per line), the authors'
+`ckpt_map` loading (keys matched by order within prefixes, docs/reference.md#quirks, quirk 11) and the sha256 of a
+module's state. The harness's own compact files, which name their frozen pretrained backbone instead of storing it,
+are written and reassembled by harness.run.weights; `read_weights` here reads full state_dicts only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pickle
@@ -22,6 +25,8 @@ from harness.errors import HarnessError
 from harness.io import atomic_write_bytes
 
 PREFIX = "m."
+# The "format" entry of a compact weights file (harness.run.weights): a dict that is not a plain state_dict.
+COMPACT_FORMAT = "harness.compact-weights/1"
 
 Listing = list[tuple[str, tuple[int, ...], str]]
 
@@ -59,11 +64,14 @@ def _dtype(t: torch.Tensor) -> str:
     return str(t.dtype).removeprefix("torch.")
 
 
-def checkpoint_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+def checkpoint_state_dict(model: nn.Module, exclude: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     """The model's state_dict in the authors' layout: "m."-prefixed, fp32 (floating tensors; a float64 model's stay
-    float64, as they were trained), CPU, own storage."""
+    float64, as they were trained), CPU, own storage. Keys starting with a prefix in `exclude` (checkpoint names) are
+    left out, uncopied."""
     out = {}
     for key, value in model.state_dict().items():
+        if (PREFIX + key).startswith(exclude):
+            continue
         value = value.detach().to("cpu")
         if value.is_floating_point():
             value = value.to(torch.promote_types(value.dtype, torch.float32))
@@ -87,7 +95,40 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, weights_bytes(model))
 
 
+def module_sha256(module: nn.Module) -> str:
+    """sha256 over the module's state_dict: each entry's name, dtype, shape and bytes, in order."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        tensor = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def is_compact(state) -> bool:
+    """Whether a loaded checkpoint is a compact harness weights file (harness.run.weights)."""
+    return isinstance(state, dict) and state.get("format") == COMPACT_FORMAT
+
+
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A full state_dict file (the authors' layout) read with `load_checkpoint_file`; a compact file is refused with
+    the way to read it."""
+    return plain_state_dict(load_checkpoint_file(path), path)
+
+
+def plain_state_dict(state, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """`state` (loaded from `path`) if it is a full state_dict, else the error that says what it is."""
+    if is_compact(state):
+        raise CheckpointError(f"checkpoint {path} is a compact harness weights file (it names its frozen backbone "
+                              "instead of storing it): read it with harness.run.weights.read_full_weights, or write "
+                              "a full one with `python -m harness export --authors-layout`")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise CheckpointError(f"checkpoint {path} is not a plain state_dict (str → tensor)")
+    return state
+
+
+def load_checkpoint_file(path: str | os.PathLike):
     """torch.load(map_location="cpu", weights_only=True) with errors that name the file."""
     path = Path(path)
     if not path.is_file():
@@ -108,21 +149,19 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         what = "is truncated or corrupt (a torch zip archive that cannot be read)" if zipped else \
             "is not a torch checkpoint (neither torch.save's zip format nor a legacy pickle)"
         raise CheckpointError(f"checkpoint {path} {what}") from None
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):
-        raise CheckpointError(f"checkpoint {path} is not a plain state_dict (str → tensor)")
     return state
 
 
-def load_weights(model: nn.Module, source: str | os.PathLike | dict, strict: bool = True, described: str | None = None):
+def load_weights(model: nn.Module, source: str | os.PathLike | dict, strict: bool = True, described: str | None = None,
+                 name: str | None = None):
     """Load an authors'-layout state_dict (a path or an already loaded dict) into `model`.
 
     Every key is expected as "m." + a key of `model.state_dict()`. A mis-shaped key always fails; with
-    strict=True a missing or unexpected key fails too. The error summarises the bad keys with their shapes and names
-    the model as `described` (e.g. "dias, coco config") or by its class.
-    Returns torch's (missing_keys, unexpected_keys) named tuple (in the model's own names).
+    strict=True a missing or unexpected key fails too. The error summarises the bad keys with their shapes, names
+    the checkpoint as `name` (default: the path) and the model as `described` (e.g. "dias, coco config") or by its
+    class. Returns torch's (missing_keys, unexpected_keys) named tuple (in the model's own names).
     """
-    name = "<state_dict>" if isinstance(source, dict) else str(source)
+    name = name or ("<state_dict>" if isinstance(source, dict) else str(source))
     state = source if isinstance(source, dict) else read_weights(source)
     expected = {PREFIX + k: v for k, v in model.state_dict().items()}
     missing = [(k, _shape(v), _dtype(v)) for k, v in expected.items() if k not in state]

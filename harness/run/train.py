@@ -3,12 +3,14 @@ its optimiser step (harness.run.step: schedule, hook, forward, weighted losses, 
 unscale, clip, step), data, resume, then the loop — one step per batch, with validation (and the weights kept from
 `save_since` on) and a full-state checkpoint every N steps.
 
-A run directory holds: train_state.pt (everything needed to resume; rewritten atomically), weights.pth (the
-authors' checkpoint layout, written at the end), checkpoints/step-N.pth (the weights at every validation from
-`train.save_since` on, as the authors' SaveModel keeps them), train.csv / val.csv / tensorboard/ (logs) and run.json
-(wall time, images/s, peak memory, hardware, versions). Calling `train` on a directory with a train_state.pt resumes
-it; on the same machine the result is bit-identical to an uninterrupted run (the state names the kernels that wrote
-it, and a resume on other kernels says that it cannot be).
+A run directory holds: train_state.pt (everything needed to resume; rewritten atomically, removed once the run is
+complete unless `keep_state`), weights.pth (written at the end), checkpoints/<rule>.pth (the weights each selection
+rule picks, from `train.save_since` on), train.csv / val.csv / tensorboard/ (logs) and run.json (wall time, images/s,
+peak memory, hardware, versions). Weights files, and the model in train_state.pt, leave out a frozen pretrained
+backbone and name it instead (harness.run.weights); `python -m harness export --authors-layout` writes the authors'
+full file. Calling `train` on a directory with a train_state.pt resumes it; on the same machine the result is
+bit-identical to an uninterrupted run (the state names the kernels that wrote it, and a resume on other kernels says
+that it cannot be).
 
 Data-parallel (inside a process group, harness.run.distributed; e.g. under torchrun): DistributedDataParallel
 around the model, `train.batch_size` stays the global batch B and each of the K ranks takes its B/K shard of it
@@ -40,7 +42,7 @@ from harness.errors import HarnessError
 from harness.io import atomic_write_text
 from harness.metrics import DEFAULT_PROTOCOL
 from harness.metrics.aggregate import dataset_means
-from harness.nn.checkpoint import load_weights, save_weights
+from harness.nn.checkpoint import is_compact
 from harness.registry import METHODS
 from harness.run.distributed import current, rank_device
 from harness.run.evaluate import evaluate, mean_losses
@@ -50,9 +52,17 @@ from harness.run.launch import progress_bar
 from harness.run.loader import loss_scale, shard, train_loader
 from harness.run.runlog import RunLog
 from harness.run.seeding import rng_state, seed_everything, seed_rank, set_rng_state
-from harness.run.state import TRAIN_STATE, load_train_state, save_train_state
+from harness.run.state import TRAIN_STATE, TrainStateError, load_train_state, save_train_state
 from harness.run.step import NonFiniteLoss, Stepper
 from harness.run.train_data import cached_view, training_split
+from harness.run.weights import (
+    compact_state,
+    frozen_parts,
+    load_state,
+    load_weights_file,
+    read_full_weights,
+    save_weights,
+)
 
 WEIGHTS = "weights.pth"
 SUMMARY = "run.json"
@@ -87,34 +97,37 @@ def build_model(config, device: torch.device, stage_weights: str | Path | None =
     """The registered model for `config`, frozen as configured.
 
     initial=True: the state training starts from — pretrained backbone weights loaded (when the config names
-    them) and the prerequisite stage loaded (when the method has one). initial=False: the bare architecture,
-    for loading complete weights (ours or the authors', which contain backbone and stage) next.
+    them) and the prerequisite stage loaded (when the method has one; its weights file full or compact). initial=False:
+    the bare architecture, for loading complete weights (ours or the authors', which contain backbone and stage) next.
     """
     spec = METHODS.get(config.method)
     model = spec.build(config, pretrained=initial).to(torch_dtype(config))
     if config.stage is not None and initial:
         if stage_weights is None:
             raise HarnessError(f"{config.method} needs the weights of its stage {config.stage!r}")
-        model.load_stage(torch.load(stage_weights, map_location="cpu", weights_only=True))
+        model.load_stage(read_full_weights(stage_weights))
     freeze(model, config.train.freeze)
     return model.to(device)
 
 
 def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, device: str | torch.device = "cpu",
           worker_seeding: str = "per-sample", stage_weights: str | Path | None = None, progress: bool = True,
-          log_every: int = 10, feature_cache: str | Path | None = None) -> TrainSummary:
+          log_every: int = 10, feature_cache: str | Path | None = None, keep_state: bool = False) -> TrainSummary:
     """Train `config` on `data_dir` into `run_dir` (resuming its train_state.pt). `feature_cache`: a directory where
     the frozen backbone's features of the train and val splits are computed once and read by every step
-    (harness.run.train_data; only where `train.augment` keeps them exact)."""
+    (harness.run.train_data; only where `train.augment` keeps them exact). `keep_state`: keep train_state.pt once the
+    run is complete (it is removed by default: only a resume reads it)."""
     run_dir, device, tc, world = Path(run_dir), rank_device(device), config.train, current()
     chash = config_hash(config)
     done = finished_run(run_dir, chash, seed, tc.steps)
     if done is not None:  # nothing left to train (a cell sharing this run, or an evaluation-only rerun)
         return done
+    refuse_another_finished_run(run_dir, chash, seed, tc.steps)
 
     # --- setup: model (its optimiser and clip: harness.contract), AMP scaler, data (on cached features if asked) ---
     seed_everything(seed)
     model = build_model(config, device, stage_weights)
+    parts = frozen_parts(model)  # left out of every weights file and state it writes; frozen, so computed once
     seed_rank(seed, world.rank)
     stepper = Stepper(model, tc, device, tc.amp)  # the model's optimiser, clip and hook (harness.contract)
     backbone = frozen_backbone(model) if feature_cache is not None else None
@@ -133,7 +146,10 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     at, curve, interval, kernels = Position(), [], Interval(), kernel_identity(device)
     if state_path.exists():
         state = load_train_state(state_path, config_hash=chash, seed=seed, world_size=world.size)
-        model.load_state_dict(state["model"])
+        if is_compact(state["model"]):
+            load_state(model, state["model"], parts, name=str(state_path))
+        else:  # written before states were compact: the model's own full state_dict
+            model.load_state_dict(state["model"])
         stepper.load_state_dict(state)
         at = Position(state["step"], state["epoch"], state["consumed"], saved=state["step"])
         set_rng_state(state["rng"][world.rank], device)
@@ -149,7 +165,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
         at.saved = at.step
         rngs = world.gather(rng_state(device))  # every rank's own stream, so that each resumes its own
         if world.main:
-            save_train_state(state_path, model=model.state_dict(), **stepper.state_dict(), step=at.step,
+            save_train_state(state_path, model=compact_state(model, parts), **stepper.state_dict(), step=at.step,
                              epoch=at.epoch, consumed=at.consumed, rng=rngs, world_size=world.size, config_hash=chash,
                              seed=seed, curve=curve, interval=interval.state(), kernels=kernels)
 
@@ -190,7 +206,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
                 log.write("val", at.step, {k: v for k, v in point.items() if k != "step"})
                 if world.main and at.step < tc.steps:  # the last step's weights are weights.pth
                     for rule in rules_improved_by(curve, tc):
-                        save_weights(model, run_dir / CHECKPOINTS / f"{rule}.pth")
+                        save_weights(model, run_dir / CHECKPOINTS / f"{rule}.pth", parts)
             if at.step % checkpoint_every == 0 or at.step == tc.steps:
                 save_state()
             if at.step >= tc.steps:
@@ -206,7 +222,7 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
     summary = TrainSummary(at.step, seconds, images_seen / max(seconds, 1e-9), peak_memory_mb(device), resumed_from,
                            weights_path, curve)
     if world.main:
-        save_weights(model, weights_path)
+        save_weights(model, weights_path, parts)
         record = {"method": config.method, "dataset": config.dataset, "seed": seed, "config_hash": chash,
                   "config": to_dict(config), "steps": at.step, "curve": curve, "resumed_from": resumed_from,
                   "seconds_this_session": seconds, "images_per_second": summary.images_per_second,
@@ -216,6 +232,8 @@ def train(config, *, data_dir: str | Path, run_dir: str | Path, seed: int, devic
                   "heldout_card": None if heldout_set is None else heldout_set.card, "worker_seeding": worker_seeding,
                   "versions": versions()}
         atomic_write_text(run_dir / SUMMARY, json.dumps(record, indent=1, default=str) + "\n")
+        if not keep_state:  # complete: weights.pth and run.json hold what is kept
+            state_path.unlink(missing_ok=True)
     world.barrier()  # the weights exist for every rank once train returns
     return summary
 
@@ -230,6 +248,18 @@ def finished_run(run_dir: Path, chash: str, seed: int, steps: int) -> TrainSumma
         return None
     return TrainSummary(steps, record["seconds_this_session"], record["images_per_second"], record["peak_memory_mb"],
                         steps, weights, record.get("curve", []))
+
+
+def refuse_another_finished_run(run_dir: Path, chash: str, seed: int, steps: int) -> None:
+    """A finished run has no train_state.pt left to refuse another recipe (harness.run.state): its run.json does."""
+    summary_path = run_dir / SUMMARY
+    if (run_dir / TRAIN_STATE).exists() or not summary_path.is_file():
+        return
+    record = json.loads(summary_path.read_text())
+    for name, expected in (("config_hash", chash), ("seed", seed), ("steps", steps)):
+        if record.get(name) != expected:
+            raise TrainStateError(f"{summary_path}: a finished run of {name}={record.get(name)!r}, this run has "
+                                  f"{name}={expected!r}; use another run directory")
 
 
 @dataclass
@@ -333,7 +363,8 @@ def validate(model, config, val_set, device: torch.device, noise_seed: tuple) ->
 
 
 def load_trained(config, weights: str | Path, device) -> torch.nn.Module:
-    """A trained model from weights in the authors' layout (ours or theirs; strict, weights_only)."""
+    """A trained model from a weights file: the authors', or ours, full or compact (reassembled: harness.run.weights);
+    strict, weights_only."""
     model = build_model(config, torch.device(device), initial=False)
-    load_weights(model, weights, described=f"{config.method} ({config.dataset} config)")
+    load_weights_file(model, weights, described=f"{config.method} ({config.dataset} config)")
     return model

@@ -40,7 +40,7 @@ def deterministic(build_model):
 
 def train_dinosaur(synth: Path, run_dir: Path):
     return run_train.train(get_config("dinosaur", "synthetic", DINOSAUR), data_dir=synth, run_dir=run_dir, seed=SEED,
-                           progress=False, log_every=1)
+                           progress=False, log_every=1, keep_state=True)
 
 
 def evaluate_both(synth: Path, weights: Path, out: Path, feature_cache: Path) -> None:

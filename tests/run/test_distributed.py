@@ -192,7 +192,7 @@ def test_torchrun_runs_the_train_verb(tmp_path, ddp_synth):
                  for a in ("--set", o)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(free_port()),
            "-m", "harness", "train", "--method", "sa", "--dataset", "synthetic", "--data-dir", str(ddp_synth),
-           "--seed", "1", "--out", str(out), "--ddp", "2"] + overrides
+           "--seed", "1", "--out", str(out), "--ddp", "2", "--keep-state"] + overrides
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

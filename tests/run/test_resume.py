@@ -49,7 +49,7 @@ def test_kill_minus_nine_then_resume_is_bit_identical(tmp_path, synth_dir, kerne
     proc.wait()
     killed_at = torch.load(state, weights_only=True)["step"]
     assert 6 <= killed_at < 24 and not (killed / "weights.pth").exists()
-    at_kill = torch.load(state, weights_only=True)["model"]
+    at_kill = torch.load(state, weights_only=True)["model"]["trained"]
 
     long = get_config("dias", "synthetic", [*TINY, "train.steps=24"])  # the killed CLI run's config
     resumed = train(long, data_dir=synth_dir, run_dir=killed, seed=7, progress=False)
@@ -58,7 +58,8 @@ def test_kill_minus_nine_then_resume_is_bit_identical(tmp_path, synth_dir, kerne
     assert same_weights(resumed.weights, straight.weights)
     assert resumed.weights.read_bytes() == straight.weights.read_bytes()  # equal weights, equal files
     final = read_weights(straight.weights)
-    assert any(not torch.equal(final["m." + k], v) for k, v in at_kill.items())  # the comparison can fail
+    assert any(not torch.equal(final[k], v) for k, v in at_kill.items())  # the comparison can fail
+    assert not state.exists()  # the run is complete: its training state is gone
 
     a = evaluate_cell(long, data_dir=synth_dir, checkpoint=resumed.weights, seed=7, output=tmp_path / "a.json")
     b = evaluate_cell(long, data_dir=synth_dir, checkpoint=straight.weights, seed=7, output=tmp_path / "b.json")
@@ -73,7 +74,7 @@ def test_resume_refuses_another_recipe(tmp_path, synth_dir, tiny_config):
     from harness.config import apply_overrides
     from harness.run.state import TrainStateError
 
-    train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=1, progress=False)
+    train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=1, progress=False, keep_state=True)
     with pytest.raises(TrainStateError, match="config_hash"):
         train(apply_overrides(tiny_config, ["train.lr=1e-3"]), data_dir=synth_dir, run_dir=tmp_path, seed=1,
               progress=False)
@@ -113,7 +114,7 @@ def test_non_finite_loss_names_step_and_term_and_keeps_last_checkpoint(tmp_path,
 def test_a_resume_on_other_kernels_says_it_cannot_be_bit_identical(tmp_path, synth_dir, tiny_config, monkeypatch,
                                                                     capsys):
     monkeypatch.setenv("HARNESS_CPU_LINEAR", "onednn")
-    train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=1, progress=False)
+    train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=1, progress=False, keep_state=True)
     assert "other kernels" not in capsys.readouterr().err
     monkeypatch.setenv("HARNESS_CPU_LINEAR", "blas")
     (tmp_path / "run.json").unlink()  # no longer a finished run: the next call resumes from the last state
@@ -129,7 +130,8 @@ def test_the_curve_and_the_selected_checkpoints_survive_a_resume(tmp_path, synth
     from harness.run.train import selected_checkpoint
 
     assert (tiny_config.train.val_interval, tiny_config.train.save_since) == (6, 6)
-    summary = train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=3, progress=False, log_every=1)
+    summary = train(tiny_config, data_dir=synth_dir, run_dir=tmp_path, seed=3, progress=False, log_every=1,
+                    keep_state=True)
     assert [p["step"] for p in summary.curve] == [6, 12]
     assert {"ari", "ari_fg", "mbo", "miou", "train_loss", "train_recon", "train_distill"} <= set(summary.curve[0])
     log = [line.split(",") for line in (tmp_path / "train.csv").read_text().splitlines()[1:]]

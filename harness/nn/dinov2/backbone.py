@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.nn.checkpoint import module_sha256
 from harness.nn.dinov2.keys import from_timm, hf_attention_names, key_table, to_timm
 from harness.nn.dinov2.sources import pretrained_state
 from harness.nn.dinov2.spec import DinoV2Spec, PretrainedWeightsError, WeightsSource, sincos_position_table
@@ -55,6 +56,10 @@ class DinoV2Backbone(nn.Module):
         super().__init__()
         self.spec, self.norm_out = spec, norm_out
         self.weights_source: WeightsSource | None = None
+        # the source as named and the sha256 of the state it gave: a compact weights file names them instead of
+        # storing this backbone, while its state is still that one (harness.run.weights)
+        self.pretrained_from: str | None = None
+        self.pretrained_sha256: str | None = None
         self.hf = _hf_model_class(spec)(_hf_config(spec))
         if not norm_out:
             self.hf.layernorm = nn.Identity()
@@ -94,7 +99,12 @@ class DinoV2Backbone(nn.Module):
         if bad:
             raise PretrainedWeightsError(f"pretrained DINOv2 {source!r} does not match the spec: {', '.join(bad)}")
         self.load_state_dict(state, strict=True)
+        self.loaded_from(source, origin)
+
+    def loaded_from(self, source: str, origin: WeightsSource) -> None:
+        """Record that the current weights are `source`'s (`origin`: its artefact and sha256, for result records)."""
         self.weights_source = origin
+        self.pretrained_from, self.pretrained_sha256 = source, module_sha256(self)
 
     def weights_identity(self) -> dict[str, str] | None:
         """Source and sha256 of the pretrained weights `pretrained_backbone` loaded (None: not loaded that way).
@@ -193,5 +203,5 @@ def pretrained_backbone(source: str, image_size: int, norm_out: bool = True,
                                      f"{image_size}²: {len(bad)} missing, unexpected or mis-shaped tensor(s), "
                                      f"first {bad[0]}")
     backbone.load_state_dict(state, strict=True)
-    backbone.weights_source = origin
+    backbone.loaded_from(source, origin)
     return backbone.eval().requires_grad_(False)
