@@ -79,8 +79,8 @@ def context(content: Content, out_dir: str | Path | None = None) -> dict:
                             for protocol, rows in content.other_protocols],
         "beats": beats(content), "beat_metrics": [METRIC_TITLES[m] for m in BEAT_METRICS],
         "issues": content.issues, "missing": [f"{label}-{seed}" for label, seed in content.missing],
-        "budget_rows": [{"label": b.label, "steps": listing([_integer(s) for s in b.steps]),
-                         "batch_size": listing([_integer(s) for s in b.batch_size]),
+        "budget_rows": [{"label": b.label, "steps": listing([quantity(s) for s in b.steps]),
+                         "batch_size": listing([quantity(s) for s in b.batch_size]),
                          "config_hash": listing(b.config_hash), "checkpoints": listing(b.checkpoints)}
                         for b in content.budgets],
         "data_cards": [{"dataset": c.dataset, "fingerprint": c.fingerprint, "cells": c.cells,
@@ -96,10 +96,6 @@ def context(content: Content, out_dir: str | Path | None = None) -> dict:
                      for r in released_checkpoints(content.published_meta)] if content.has_published else [],
         "paper": paper_layout.views(content),
     }
-
-
-def _integer(value):
-    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def result_rows(content: Content, reference: bool) -> list[dict]:
