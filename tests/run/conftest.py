@@ -1,13 +1,10 @@
 """Tiny synthetic data and a tiny DIAS config shared by the run-layer tests."""
 
 import pytest
+from tiny_run import TINY
 
 from harness.data import SynthConfig, write_synthetic
 from harness.registry import get_config
-
-TINY = ["train.steps=12", "train.batch_size=8", "train.warmup_steps=2", "train.val_interval=6",
-        "train.checkpoint_interval=3", "train.num_workers=0", "train.val_limit=8", "eval.batch_size=8",
-        "num_slots=3"]
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import TINY
+from tiny_run import TINY
 
 import harness.run.step as run_step
 from harness.cli import main

@@ -4,7 +4,7 @@ import json
 import os
 
 import torch
-from conftest import TINY
+from tiny_run import TINY
 
 from harness.cli import main
 from harness.compute import DETERMINISTIC_ENV

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from conftest import TINY
+from tiny_run import TINY
 
 from harness.cli import main
 from harness.data import SynthConfig, open_split, write_synthetic

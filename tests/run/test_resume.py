@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY
+from tiny_run import TINY
 
 from harness.errors import HarnessError
 from harness.nn.checkpoint import read_weights

@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from conftest import TINY
+from tiny_run import TINY
 
 from harness.registry import get_config
 from harness.run.step import Stepper

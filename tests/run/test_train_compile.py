@@ -4,7 +4,7 @@ backend, which traces the model with dynamo but runs its ops as they are, so tha
 import json
 
 import torch
-from conftest import TINY
+from tiny_run import TINY
 
 from harness.nn.checkpoint import read_weights, save_weights
 from harness.registry import get_config

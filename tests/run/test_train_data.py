@@ -5,7 +5,7 @@ import os
 import random
 
 import torch
-from conftest import TINY
+from tiny_run import TINY
 
 from harness.data import open_split
 from harness.nn.checkpoint import read_weights, save_weights
