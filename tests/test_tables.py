@@ -63,7 +63,20 @@ def test_every_learned_cell_of_a_table_gets_the_same_budget(name, tmp_path):
 def test_v3_is_the_authors_rows_and_seeds():
     table = TABLES.get("v3")
     assert table.seeds == (42, 43, 44) and table.protocol == "dias-v3" and table.data == "real"
-    assert {r.label for r in table.rows if r.method == "dias"} == {"dias_r-clevrtex", "dias_r-coco", "dias_r-voc"}
+    assert {r.label for r in table.rows if r.method == "dias" and r.selection == "last"} == {
+        "dias_r-clevrtex", "dias_r-coco", "dias_r-voc"}
+
+
+def test_v3_trains_the_authors_selection_beside_the_last_and_evaluates_releases_once(tmp_path):
+    """`v3 --train` evaluates every run at its last and at its best-on-the-reported-split checkpoint (the optimism of
+    the authors' rule on the real recipe); a release is one file, so released checkpoints fill the "last" rows only."""
+    table = TABLES.get("v3")
+    trained, _ = plan(table, tmp_path)
+    released, _ = plan(table, tmp_path, released=True)
+    runs = {c.row.label for c in released}
+    assert {c.row.label for c in trained} == runs | {f"{label}@best-val" for label in runs}
+    assert {(c.row.run, c.row.selection) for c in trained if c.row.run} == {(label, "best-val") for label in runs}
+    assert {c.row.selection for c in released} == {"last"} and len(released) == 3 * len(runs)
 
 
 def test_stages_train_per_seed_unless_the_budget_shares_one(tmp_path):

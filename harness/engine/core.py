@@ -121,9 +121,12 @@ TaskFactory = Callable[[Table, ReproduceOptions], Task]
 TASKS: dict[str, TaskFactory] = {}  # Table.task → its implementation (filled by harness.engine)
 
 
-def plan(table: Table, results: Path, seeds: list[int] | None = None) -> tuple[list[Cell], list[Cell]]:
-    """(all cells, cells without a record)."""
-    cells = [Cell(table, row, s) for row in table.rows for s in (seeds or table.seeds)]
+def plan(table: Table, results: Path, seeds: list[int] | None = None,
+         released: bool = False) -> tuple[list[Cell], list[Cell]]:
+    """(all cells, cells without a record). `released`: the learned cells evaluate released checkpoints, one file
+    each, so the rows that select another checkpoint of a training run (`Row.run`) have nothing to evaluate."""
+    rows = [row for row in table.rows if not (released and row.run is not None)]
+    cells = [Cell(table, row, s) for row in rows for s in (seeds or table.seeds)]
     return cells, [c for c in cells if not c.record_path(results).is_file()]
 
 
@@ -220,7 +223,8 @@ def reproduce(table_name: str, options: ReproduceOptions = ReproduceOptions()) -
     o = options
     table = TABLES.get(table_name)
     task = TASKS[table.task](table, o)
-    cells, missing = plan(table, o.results, list(o.seeds) if o.seeds else None)
+    cells, missing = plan(table, o.results, list(o.seeds) if o.seeds else None,
+                          released=o.checkpoints is not None)
     task.check(cells, missing)
     stale = stale_records(cells, o.results, task)
     if stale:

@@ -98,8 +98,8 @@ def _row_of(identity: dict, table: Table, path: Path) -> Row | None:
                               f"the record is {identity['method']}/{identity['dataset']}")
         return row
     variant = identity.get("variant", "trained")
-    rows = [r for r in table.rows
-            if (r.method, r.dataset, r.variant) == (identity["method"], identity["dataset"], variant)]
+    rows = [r for r in table.rows if r.run is None  # a record without a label is of the run's own row
+            and (r.method, r.dataset, r.variant) == (identity["method"], identity["dataset"], variant)]
     if len(rows) > 1:
         raise ResultError(f"{path}: {identity['method']}/{identity['dataset']} fills rows "
                           f"{', '.join(r.label for r in rows)} of table {table.name!r}; the record needs a label")

@@ -87,7 +87,7 @@ def published_frame(table: Table, path: str | Path = PUBLISHED_FILE) -> pd.DataF
     entries = published_tables(table, path)
     rows = []
     for row in table.rows:
-        if row.variant != "trained":
+        if row.variant != "trained" or row.run is not None:  # published beside the row that owns the run
             continue
         found = [(key, entry, name) for key, entry in entries.items() for name in entry
                  if name != "_meta" and name.casefold() == row.method.casefold() and row.dataset in entry[name]]

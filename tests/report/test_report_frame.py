@@ -1,5 +1,6 @@
 """Tidy frame from hand-made records, seed aggregation against hand-computed numbers, refusal of mixed cells."""
 
+import json
 import math
 import statistics
 
@@ -15,7 +16,7 @@ from harness.report.frame import (
     tidy_frame,
 )
 from harness.results import ResultError
-from harness.tables import Budget
+from harness.tables import Budget, Row
 
 
 def alpha_values(seed: int) -> dict:
@@ -162,6 +163,18 @@ def test_a_record_naming_a_missing_row_of_its_table_is_an_error(tmp_path):
     write_cell(tmp_path, table, "alpha-syn", 42, uniform(0.5), extra={"label": "gamma-syn"})
     with pytest.raises(ResultError, match="label 'gamma-syn' is not a row of table 'toy'"):
         find_records(tmp_path, table)
+
+
+def test_a_record_without_a_label_fills_the_row_that_owns_the_run_not_its_selection_rows(tmp_path):
+    """`harness eval` of one checkpoint writes no label: with a `@best-val` row of the same method beside it (v3
+    --train), the record is the run's own row's, not ambiguous."""
+    table = toy_table(rows=(Row("alpha", "synthetic", "alpha-syn"),
+                            Row("alpha", "synthetic", "alpha-syn@best-val", selection="best-val", run="alpha-syn")))
+    path = write_cell(tmp_path, table, "alpha-syn", 42, uniform(0.5))
+    record = json.loads(path.read_text())
+    del record["identity"]["label"], record["identity"]["table"]
+    path.write_text(json.dumps(record))
+    assert [(e.row.label, e.seed) for e in find_records(tmp_path, table)] == [("alpha-syn", 42)]
 
 
 def test_corrupt_json_and_unknown_record_versions_are_named(tmp_path):
