@@ -160,6 +160,13 @@ class DerivedRows(Sequence):
         return len(self._rows())
 
 
+def selection_rows(method: str, dataset: str, label: str, selections: Sequence[str]) -> list[Row]:
+    """One trained row per checkpoint selection rule: `label` owns the training run (rule "last"), each other rule
+    evaluates that run's checkpoint as `<label>@<rule>`."""
+    return [Row(method, dataset, label if rule == "last" else f"{label}@{rule}", selection=rule,
+                run=None if rule == "last" else label) for rule in selections]
+
+
 @dataclass(frozen=True)
 class RegistryRows(DerivedRows):
     """On `dataset`: the learned methods that join `table` (or exactly `methods`), the subject first, then the
@@ -182,8 +189,7 @@ class RegistryRows(DerivedRows):
     def _rows(self) -> tuple[Row, ...]:
         learned = list(self.methods) or [m for m in methods_of_kind("learned", self.dataset, self.table)
                                          if not extends_a_learned_method(m, self.dataset)]
-        rows = [Row(m, self.dataset, m if rule == "last" else f"{m}@{rule}", selection=rule,
-                    run=None if rule == "last" else m) for m in learned for rule in self.selections]
+        rows = [row for m in learned for row in selection_rows(m, self.dataset, m, self.selections)]
         if self.untrained:
             rows += [Row(m, self.dataset, f"{m}-untrained", variant="untrained") for m in learned]
         if self.references:
@@ -203,13 +209,8 @@ class AuthorsRows(DerivedRows):
     selections: tuple[str, ...] = ("last",)
 
     def _rows(self) -> tuple[Row, ...]:
-        rows = []
-        for m in methods_of_kind("learned", table=self.table):
-            for ds in self.datasets:
-                label = METHODS.get(m).label(ds)
-                rows += [Row(m, ds, label if rule == "last" else f"{label}@{rule}", selection=rule,
-                             run=None if rule == "last" else label) for rule in self.selections]
-        return tuple(rows)
+        return tuple(row for m in methods_of_kind("learned", table=self.table) for ds in self.datasets
+                     for row in selection_rows(m, ds, METHODS.get(m).label(ds), self.selections))
 
 
 def extends_a_learned_method(method: str, dataset: str) -> bool:
@@ -222,8 +223,8 @@ TABLES.register("v3", Table(
     description="The authors' v3 table: DIAS on ClevrTex, COCO and VOC with seeds 42/43/44 (per-seed values in their "
                 "acc-v3.xlsx), the baseline rows they publish (VQ-VFM-OCL readme, pre-v3 protocol for COCO/VOC), and "
                 "SPOT stage 1 and SmoothSA as they run them (per-seed values in SmoothSA's acc-v3.xlsx, the v3 "
-                "protocol). With --train, each trained cell is also evaluated at its best validation on the reported split (the "
-                "authors' selection rule; `<label>@best-val`), beside its last checkpoint.",
+                "protocol). With --train, each trained cell is also evaluated at its best validation on the "
+                "reported split (the authors' selection rule; `<label>@best-val`), beside its last checkpoint.",
     rows=AuthorsRows("v3", REAL_DATASETS, selections=("last", "best-val")),
     seeds=(42, 43, 44),
     published=("dias_v3_acc-v3.xlsx", "vqvfmocl_readme_256", "smoothsa_v3_acc-v3.xlsx@be3ffd2"),
