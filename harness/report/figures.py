@@ -1,8 +1,8 @@
 """Pictures for the HTML report, as data URIs so the page is one self-contained file: coloured mask overlays
 for the gallery (numpy + cv2, WebP) and the plots (matplotlib, without pyplot's global state, PNG).
 
-Plots are drawn at a fixed, legible size (about 1000 px wide, 10 pt text and up); methods are told apart by a
-legend, not by labels next to their points (which overlap where methods cost alike); reference rows are dashed
+Plots are drawn at a fixed, legible size (10 pt text and up, panels in rows of at most two, so that a figure is at
+most about 1140 px wide and the 1280-px page never shrinks it); methods are told apart by a legend, not by labels next to their points (which overlap where methods cost alike); reference rows are dashed
 horizontal lines labelled at the right edge.
 """
 
@@ -30,6 +30,17 @@ WEBP_QUALITY = 80
 BOUNDARY_SMOOTHING = 5
 FONT = 10
 LEGEND_WIDTH = 2.2  # inches right of the panels
+PANEL_SIZE = (4.6, 4.2)  # inches, at 100 dpi
+MAX_COLUMNS = 2
+
+
+def _figure(n_panels: int) -> tuple[Figure, int, int]:
+    """A figure for n panels in rows of at most MAX_COLUMNS, with room for the legend on the right."""
+    columns = min(n_panels, MAX_COLUMNS)
+    rows = math.ceil(n_panels / columns)
+    fig = Figure(figsize=(PANEL_SIZE[0] * columns + LEGEND_WIDTH, PANEL_SIZE[1] * rows), dpi=100,
+                 layout="constrained")
+    return fig, rows, columns
 
 
 def png_data_uri(rgb: np.ndarray) -> str:
@@ -115,9 +126,9 @@ def compute_plot(points: pd.DataFrame, references: pd.DataFrame, *, x_title: str
     datasets = list(dict.fromkeys(points["dataset"]))
     labels = list(dict.fromkeys(points["label"]))
     panels = [(d, m) for d in datasets for m in metrics if ((points["dataset"] == d) & (points["metric"] == m)).any()]
-    fig = Figure(figsize=(4.6 * len(panels) + LEGEND_WIDTH, 4.2), dpi=100, layout="constrained")
+    fig, n_rows, n_columns = _figure(len(panels))
     for i, (dataset, metric) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
+        ax = fig.add_subplot(n_rows, n_columns, i + 1)
         rows = points[(points["dataset"] == dataset) & (points["metric"] == metric)]
         for p in rows.itertuples():
             err = None if p.y_err is None or math.isnan(p.y_err) else p.y_err
@@ -149,9 +160,9 @@ def curve_plot(curves: pd.DataFrame, references: pd.DataFrame, *, titles: dict[s
     if not panels:
         return None
     labels = list(dict.fromkeys(curves["label"]))
-    fig = Figure(figsize=(4.6 * len(panels) + LEGEND_WIDTH, 4.2), dpi=100, layout="constrained")
+    fig, n_rows, n_columns = _figure(len(panels))
     for i, key in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), i + 1)
+        ax = fig.add_subplot(n_rows, n_columns, i + 1)
         for label in labels:
             rows = curves[(curves["label"] == label) & (curves["key"] == key)]
             if rows.empty:

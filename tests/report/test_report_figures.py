@@ -98,7 +98,22 @@ def test_curve_plot_one_panel_per_recorded_quantity():
     two_panels = decode(curve_plot(curves, references, titles=titles, dataset="d"))
     one_panel = decode(curve_plot(curves[curves["key"] == "ari_fg"], references, titles=titles, dataset="d"))
     assert two_panels.shape[1] > one_panel.shape[1] + 300
+    assert two_panels.shape[0] == one_panel.shape[0]  # one row
     assert curve_plot(curves.iloc[:0], references, titles=titles, dataset="d") is None
+
+
+def test_many_panels_wrap_into_rows_of_two_that_fit_the_page_unscaled():
+    """A long run's curves have five panels; side by side the 1280-px page would shrink their 10-pt text to 5 pt."""
+    keys = ["ari_fg", "mbo", "heldout_ari_fg", "heldout_mbo", "train_loss"]
+    curves = pd.DataFrame([{"label": "a", "seed": 0, "step": step, "key": key, "value": 1.0 + step}
+                           for step in (10, 20) for key in keys])
+    references = pd.DataFrame({"label": ["grid"], "metric": ["ari_fg"], "y": [15.0]})
+    titles = {key: key for key in keys}
+    one = decode(curve_plot(curves[curves["key"] == "ari_fg"], references, titles=titles, dataset="d"))
+    five = decode(curve_plot(curves, references, titles=titles, dataset="d"))
+    assert five.shape[1] <= 1250  # within the page's 1280 px less its padding
+    assert 2 * one.shape[0] < five.shape[0] <= 3 * one.shape[0]  # three rows
+    assert five.shape[1] > one.shape[1] + 300  # two columns
 
 
 @pytest.mark.parametrize("k", [0, 25])
