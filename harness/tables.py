@@ -259,8 +259,8 @@ TABLES.register("mini-long", dataclasses.replace(
                 f"0, 1, 2, validated 40 times on the 300 val images and on {LONG_HELDOUT} training images held out "
                 "from training; each evaluated under the three checkpoint selections — the last, the best on the "
                 "reported split (the authors' rule) and the best on the held-out images — beside its untrained "
-                "initialisation and the trivial rows. Never in CI (about 3.5 h on 2 cores, more beside "
-                "other work).",
+                "initialisation and the trivial rows. Never in CI (about 3 h alone on 2 cores, an hour a seed; more "
+                "beside other work).",
     rows=RegistryRows(real.DATASET, table="mini-long", selections=("last", "best-val", "best-heldout")),
     budget=dataclasses.replace(MINI.budget, steps=LONG_FACTOR * real.STEPS, minutes=180),
     overrides=(f"train.heldout={LONG_HELDOUT}", "train.val_points=40", f"train.val_limit={real.VAL_IMAGES}"),
