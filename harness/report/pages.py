@@ -180,11 +180,12 @@ def test_rows(content: Content) -> list[dict]:
 
 
 def selection_rows(content: Content) -> list[dict]:
-    """Rule − last per method and metric (the optimism of selecting on a split), image CI and seed t-interval."""
+    """Rule − last (and best-val − best-heldout) per method and metric, image CI and seed t-interval."""
     out = []
     for o in verdict.optimism(content):
         seeds = stats.seed_test(*stats.seed_pairs(content.main, o.delta.label, o.delta.against, o.metric))
-        out.append({"method": o.method, "dataset": o.dataset, "rule": o.rule, "metric": METRIC_TITLES[o.metric],
+        out.append({"method": o.method, "dataset": o.dataset, "comparison": f"{o.rule} − {o.baseline}",
+                    "metric": METRIC_TITLES[o.metric],
                     "diff": signed(o.delta.diff),
                     "image_ci": interval(o.delta.image.ci_low, o.delta.image.ci_high) if o.delta.image else NONE,
                     "seed_ci": interval(seeds.ci_low, seeds.ci_high), "seeds": f"{o.delta.seeds_ahead} of "

@@ -16,7 +16,8 @@ from harness.tables import Row
 
 ROWS = (Row("dias", "synthetic", "dias"), Row("sa", "synthetic", "sa"),
         Row("slotdiffusion", "synthetic", "slotdiffusion"), Row("grid", "synthetic", "grid"),
-        Row("dias", "synthetic", "dias@best-val", selection="best-val", run="dias"))
+        Row("dias", "synthetic", "dias@best-val", selection="best-val", run="dias"),
+        Row("dias", "synthetic", "dias@best-heldout", selection="best-heldout", run="dias"))
 
 
 def cell(fg: list[float], mbo: float) -> dict:
@@ -105,6 +106,30 @@ def test_selection_optimism_pairs_the_rule_with_the_same_runs_last_checkpoint(tm
     assert sentences(content)[-1] == (
         "Selecting the best validation on the reported split (the authors' rule) instead of the last checkpoint "
         "changes ARI-fg by: dias +5.0 [+0.0, +10.0] (paired 95 % CI over images).")
+
+
+def test_best_val_against_best_heldout_isolates_the_optimism(tmp_path):
+    """Both rules beat the last checkpoint; only best-val − best-heldout says what looking at the reported split
+    added on top of selecting at all."""
+    per_seed = {
+        "dias": {42: cell([0.6, 0.5], 0.5), 43: cell([0.7, 0.4], 0.5)},  # image means [65, 45]
+        "dias@best-val": {42: cell([0.8, 0.5], 0.5), 43: cell([0.7, 0.4], 0.5)},  # [75, 45]
+        "dias@best-heldout": {42: cell([0.7, 0.5], 0.5), 43: cell([0.7, 0.4], 0.5)},  # [70, 45]
+        "sa": {42: cell([0.5, 0.3], 0.3), 43: cell([0.4, 0.4], 0.3)},
+    }
+    content = content_of(tmp_path, per_seed)
+    found = {(o.rule, o.baseline): o.delta for o in optimism(content) if o.metric == "ari_fg"}
+    assert list(found) == [("best-val", "last"), ("best-heldout", "last"), ("best-val", "best-heldout")]
+    assert found[("best-val", "last")].diff == pytest.approx(5.0)  # differences [+10, 0]
+    assert found[("best-heldout", "last")].diff == pytest.approx(2.5)  # [+5, 0]
+    optimism_alone = found[("best-val", "best-heldout")]
+    assert (optimism_alone.label, optimism_alone.against) == ("dias@best-val", "dias@best-heldout")
+    assert optimism_alone.diff == pytest.approx(2.5)  # [+5, 0]
+    assert (optimism_alone.image.ci_low, optimism_alone.image.ci_high) == pytest.approx((0.0, 0.05))
+    assert (optimism_alone.seeds_ahead, optimism_alone.n_seeds) == (1, 2)
+    assert sentences(content)[-1] == (
+        "Selecting on the reported split instead of on held-out training images (an upper bound of the optimism) changes ARI-fg "
+        "by: dias +2.5 [+0.0, +5.0] (paired 95 % CI over images).")
 
 
 def test_the_reference_sentence_speaks_of_each_rows_own_initialisation(tmp_path):
