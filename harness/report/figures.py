@@ -2,8 +2,9 @@
 for the gallery (numpy + cv2, WebP) and the plots (matplotlib, without pyplot's global state, PNG).
 
 Plots are drawn at a fixed, legible size (10 pt text and up, panels in rows of at most two, so that a figure is at
-most about 1140 px wide and the 1280-px page never shrinks it); methods are told apart by a legend, not by labels next to their points (which overlap where methods cost alike); reference rows are dashed
-horizontal lines labelled at the right edge.
+most about 1140 px wide and the 1280-px page never shrinks it); methods are told apart by a legend, not by labels
+next to their points (which overlap where methods cost alike); reference rows are dashed horizontal lines labelled
+at the right edge.
 """
 
 from __future__ import annotations

@@ -185,8 +185,7 @@ def selection_rows(content: Content) -> list[dict]:
     for o in verdict.optimism(content):
         seeds = stats.seed_test(*stats.seed_pairs(content.main, o.delta.label, o.delta.against, o.metric))
         out.append({"method": o.method, "dataset": o.dataset, "comparison": f"{o.rule} − {o.baseline}",
-                    "metric": METRIC_TITLES[o.metric],
-                    "diff": signed(o.delta.diff),
+                    "metric": METRIC_TITLES[o.metric], "diff": signed(o.delta.diff),
                     "image_ci": interval(o.delta.image.ci_low, o.delta.image.ci_high) if o.delta.image else NONE,
                     "seed_ci": interval(seeds.ci_low, seeds.ci_high), "seeds": f"{o.delta.seeds_ahead} of "
                                                                               f"{o.delta.n_seeds}"})

@@ -250,17 +250,17 @@ def optimism(content: Content) -> list[Optimism]:
     checkpoint, then best-val's from best-heldout (rows of one run: every image and seed pairs)."""
     trained = [r for r in content.rows if r.section == LEARNED]
     rule_of_run = {(r.row.run_label, r.row.selection): r.label for r in trained}
-    pairs = []  # (row, rule, the label it is compared with, baseline rule), a run's comparisons together
+    pairs = []  # (row, rule, baseline rule): a run's comparisons together
     for r in trained:
         rule, run = r.row.selection, r.row.run_label
         if rule != "last" and (run, "last") in rule_of_run:
-            pairs.append((r.row, rule, rule_of_run[(run, "last")], "last"))
+            pairs.append((r.row, rule, "last"))
         if rule == "best-heldout" and (run, "best-val") in rule_of_run:
-            pairs.append((r.row, "best-val", r.label, "best-heldout"))
+            pairs.append((r.row, "best-val", "best-heldout"))
     out = []
-    for row, rule, against, baseline in pairs:
+    for row, rule, baseline in pairs:
         for metric in HEADLINE:
-            d = delta(content, rule_of_run[(row.run_label, rule)], against, metric)
+            d = delta(content, rule_of_run[(row.run_label, rule)], rule_of_run[(row.run_label, baseline)], metric)
             if d is not None:
                 out.append(Optimism(row.method, row.dataset, rule, baseline, metric, d))
     return out
